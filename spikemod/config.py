@@ -1,0 +1,427 @@
+"""Frozen, validated run configuration.
+
+One :class:`RunConfig` fully describes a run: data, task, model, training, metrics and seed.
+Every dataclass validates itself at construction and raises :class:`ConfigError` naming the
+field and its allowed values. Configs round-trip through plain dicts, JSON and YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Tuple, Type, TypeVar
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "TaskConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "MetricConfig",
+    "RunConfig",
+    "DATASETS",
+    "ENCODINGS",
+    "INPUT_SCHEMES",
+    "READOUT_SCHEMES",
+    "TARGETS",
+    "VARIANTS",
+    "METRICS",
+]
+
+DATASETS = ("mnist", "emnist_letters", "digits")
+TARGETS = ("parity", "inverse", "both")
+ENCODINGS = ("direct", "rate", "latency")
+VARIANTS = ("rate", "spiking")
+INPUT_SCHEMES = ("separate", "shared", "fused")
+READOUT_SCHEMES = ("separate", "shared")
+INITS = ("uniform", "pytorch")
+SURROGATES = ("atan", "fast_sigmoid")
+SPIKE_READOUTS = ("membrane", "count")
+OPTIMIZERS = ("adadelta", "adamw")
+METRICS = ("retraining", "ablation", "correlation", "weight_mask")
+CORRELATION_KINDS = ("pearson", "cka")
+FEATURE_SOURCES = ("auto", "state", "bottleneck")
+SPIKE_FEATURES = ("count", "trace")
+
+#: Default number of time steps per variant. The rate model follows the "Dynamics" paper;
+#: the spiking default is the smallest T that reached the rate model's accuracy (see README).
+DEFAULT_STEPS = {"rate": 5, "spiking": 10}
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of its allowed range."""
+
+
+def _fail(cls: str, name: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{cls}.{name} = {value!r} is invalid: allowed {allowed}")
+
+
+def _check_choice(cls: str, name: str, value: Any, choices: Tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(cls, name, value, "one of " + ", ".join(repr(c) for c in choices))
+
+
+def _check_range(
+    cls: str,
+    name: str,
+    value: Any,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+    integer: bool = False,
+) -> None:
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int,) if integer else (int, float)):
+        _fail(cls, name, value, kind)
+    lower_ok = value > low if low_open else value >= low
+    if not (lower_ok and value <= high) or (not integer and math.isnan(value)):
+        bracket = "(" if low_open else "["
+        upper = "inf)" if high == math.inf else f"{high}]"
+        _fail(cls, name, value, f"{kind} in {bracket}{low}, {upper}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which images feed the task.
+
+    ``dataset``: ``mnist``; ``emnist_letters`` (disjoint letter subsets per module, the papers'
+    "separate datasets" condition); or ``digits``, scikit-learn's small offline 8x8 digits set
+    resized to 28x28, for smoke runs and fast tests only. ``data_root`` is resolved by
+    :func:`spikemod.data.resolve_data_root` when left ``None``.
+    """
+
+    dataset: str = "mnist"
+    data_root: Optional[str] = None
+    n_train: Optional[int] = None
+    n_test: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        _check_choice("DataConfig", "dataset", self.dataset, DATASETS)
+        for name in ("n_train", "n_test"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_range("DataConfig", name, value, 1, integer=True)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The two-digit parity task and its temporal input.
+
+    ``covariance`` c sets P(D0 = D1) = 1/10 + 9c/10 (c = 0: independent digits; c = 1: always the
+    same class). ``exclude_adjacent`` enforces (D1 - D0) mod 10 not in {0, 1}; it contradicts c > 0.
+    ``targets``: ``parity`` trains T' (D0 if parities differ, else D1), ``inverse`` trains T'',
+    ``both`` trains both with one readout head each. ``n_steps`` None means the variant's default.
+    ``noise_ratio`` r mixes (1 - r)·x + r·noise with structured noise from ``noise_samples`` k other
+    batch samples ("Dynamics" 5.3.1). ``random_onset`` switches each digit on at a random step in
+    {1, ..., T - 2}, pure noise before ("Dynamics" 5.3.2). ``encoding`` turns images into spiking
+    input: ``direct`` current, Bernoulli ``rate`` coding or ``latency`` coding.
+    """
+
+    covariance: float = 0.0
+    exclude_adjacent: bool = False
+    targets: str = "both"
+    n_steps: Optional[int] = None
+    noise_ratio: float = 0.0
+    noise_samples: int = 5
+    random_onset: bool = False
+    encoding: str = "direct"
+
+    def __post_init__(self) -> None:
+        _check_range("TaskConfig", "covariance", self.covariance, 0.0, 1.0)
+        if self.exclude_adjacent and self.covariance > 0:
+            _fail(
+                "TaskConfig",
+                "exclude_adjacent",
+                True,
+                "only with covariance = 0 (the exclusion rule forbids D0 = D1, which c > 0 asks for)",
+            )
+        _check_choice("TaskConfig", "targets", self.targets, TARGETS)
+        if self.n_steps is not None:
+            _check_range("TaskConfig", "n_steps", self.n_steps, 1, integer=True)
+        _check_range("TaskConfig", "noise_ratio", self.noise_ratio, 0.0, 1.0)
+        _check_range("TaskConfig", "noise_samples", self.noise_samples, 1, integer=True)
+        if self.random_onset and self.n_steps is not None and self.n_steps < 3:
+            _fail("TaskConfig", "n_steps", self.n_steps, "at least 3 with random_onset")
+        _check_choice("TaskConfig", "encoding", self.encoding, ENCODINGS)
+        if self.encoding == "latency" and (self.noise_ratio > 0 or self.random_onset):
+            _fail("TaskConfig", "encoding", "latency", "'direct' or 'rate' with noise or random onset")
+
+    @property
+    def n_heads(self) -> int:
+        """Number of readout heads: two when T' and T'' are trained jointly."""
+        return 2 if self.targets == "both" else 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A modular recurrent network: rate-based tanh modules or LIF modules.
+
+    ``p`` is the fraction of the n^2 possible synapses per direction between two modules; the
+    exact count is int(p·n^2). ``synapses`` gives the exact count instead (1 = a single synapse)
+    and overrides ``p``. ``init``: ``uniform`` is U(-init_scale, init_scale) ("Extreme sparsity"),
+    ``pytorch`` is PyTorch's default RNN init ("Dynamics"). Spiking fields are ignored by the rate
+    variant. ``bandwidth_cap`` limits the spikes crossing per step and direction (None: no cap).
+    """
+
+    variant: str = "rate"
+    n_modules: int = 2
+    n_neurons: int = 25
+    p: float = 0.1
+    synapses: Optional[int] = None
+    input_scheme: str = "separate"
+    readout_scheme: str = "separate"
+    bottleneck: Optional[int] = None
+    init: str = "pytorch"
+    init_scale: float = 0.1
+    deep_r: bool = False
+    beta: float = 0.9
+    threshold: float = 1.0
+    learn_beta: bool = False
+    learn_threshold: bool = False
+    surrogate: str = "atan"
+    surrogate_slope: Optional[float] = None
+    spike_readout: str = "membrane"
+    bandwidth_cap: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        c = "ModelConfig"
+        _check_choice(c, "variant", self.variant, VARIANTS)
+        _check_range(c, "n_modules", self.n_modules, 2, integer=True)
+        _check_range(c, "n_neurons", self.n_neurons, 1, integer=True)
+        _check_range(c, "p", self.p, 0.0, 1.0)
+        if self.synapses is None:
+            if int(self.p * self.n_neurons**2) < 1:
+                _fail(c, "p", self.p, f"at least 1/n^2 = {1 / self.n_neurons**2:g} (or set synapses=1)")
+        else:
+            _check_range(c, "synapses", self.synapses, 0, self.n_neurons**2, integer=True)
+        _check_choice(c, "input_scheme", self.input_scheme, INPUT_SCHEMES)
+        _check_choice(c, "readout_scheme", self.readout_scheme, READOUT_SCHEMES)
+        if self.bottleneck is not None:
+            _check_range(c, "bottleneck", self.bottleneck, 1, integer=True)
+        _check_choice(c, "init", self.init, INITS)
+        _check_range(c, "init_scale", self.init_scale, 0.0, low_open=True)
+        _check_range(c, "beta", self.beta, 0.0, 1.0)
+        _check_range(c, "threshold", self.threshold, 0.0, low_open=True)
+        _check_choice(c, "surrogate", self.surrogate, SURROGATES)
+        if self.surrogate_slope is not None:
+            _check_range(c, "surrogate_slope", self.surrogate_slope, 0.0, low_open=True)
+        _check_choice(c, "spike_readout", self.spike_readout, SPIKE_READOUTS)
+        if self.bandwidth_cap is not None:
+            _check_range(c, "bandwidth_cap", self.bandwidth_cap, 0, integer=True)
+
+    @property
+    def n_synapses(self) -> int:
+        """Exact number of inter-module synapses per direction."""
+        return self.synapses if self.synapses is not None else int(self.p * self.n_neurons**2)
+
+    @property
+    def p_effective(self) -> float:
+        """The fraction of possible synapses per direction actually used."""
+        return self.n_synapses / self.n_neurons**2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation of the task. ``lr`` None takes the optimiser's default (Adadelta 0.5, AdamW 1e-3).
+
+    Deep-R parameters use Adam with ``deep_r_lr``; ``deep_r_noise`` is the random-walk temperature
+    (scaled by 1 - p, as in the reference sweeps) and ``deep_r_l1`` the L1 shrinkage.
+    """
+
+    optimizer: str = "adamw"
+    lr: Optional[float] = None
+    weight_decay: float = 1e-5
+    epochs: int = 5
+    batch_size: int = 256
+    target_accuracy: Optional[float] = None
+    deep_r_lr: float = 0.1
+    deep_r_l1: float = 1e-4
+    deep_r_noise: float = 1e-4
+
+    def __post_init__(self) -> None:
+        c = "TrainConfig"
+        _check_choice(c, "optimizer", self.optimizer, OPTIMIZERS)
+        if self.lr is not None:
+            _check_range(c, "lr", self.lr, 0.0, low_open=True)
+        _check_range(c, "weight_decay", self.weight_decay, 0.0)
+        _check_range(c, "epochs", self.epochs, 1, integer=True)
+        _check_range(c, "batch_size", self.batch_size, 1, integer=True)
+        if self.target_accuracy is not None:
+            _check_range(c, "target_accuracy", self.target_accuracy, 0.0, 1.0, low_open=True)
+        _check_range(c, "deep_r_lr", self.deep_r_lr, 0.0, low_open=True)
+        _check_range(c, "deep_r_l1", self.deep_r_l1, 0.0)
+        _check_range(c, "deep_r_noise", self.deep_r_noise, 0.0)
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate in effect."""
+        if self.lr is not None:
+            return self.lr
+        return 0.5 if self.optimizer == "adadelta" else 1e-3
+
+
+@dataclass(frozen=True)
+class MetricConfig:
+    """Specialization metrics and their retraining settings.
+
+    Readouts (retraining, ablation) are Linear -> ReLU -> Linear with ``readout_hidden`` units,
+    trained with AdamW (``readout_lr``, ``readout_weight_decay``) on batches of
+    ``readout_batch_size`` for ``readout_epochs`` epochs; a readout stops once its held-out
+    accuracy reaches ``readout_stop_accuracy`` at the end of an epoch. Weight masks keep the global
+    top ``mask_fraction`` of module parameters (edge-popup, SGD with ``mask_lr``, momentum 0.9,
+    weight decay 5e-4), trained for ``mask_epochs`` epochs.
+
+    ``feature_source``: what the metrics read per module: ``state`` (tanh states or spikes),
+    ``bottleneck`` units, or ``auto`` (the bottleneck when the network has one). Spikes become
+    features as ``count`` (spike count up to step t divided by t) or ``trace`` (exponential trace
+    with ``trace_decay``). ``per_step`` False measures the last step only.
+    """
+
+    metrics: Tuple[str, ...] = ("retraining", "ablation", "correlation")
+    readout_hidden: int = 30
+    readout_epochs: int = 3
+    readout_lr: float = 1e-3
+    readout_stop_accuracy: float = 0.95
+    correlation: str = "pearson"
+    readout_weight_decay: float = 1e-5
+    readout_batch_size: int = 256
+    mask_fraction: float = 0.05
+    mask_epochs: int = 1
+    mask_lr: float = 0.1
+    feature_source: str = "auto"
+    spike_feature: str = "count"
+    trace_decay: float = 0.9
+    per_step: bool = True
+
+    def __post_init__(self) -> None:
+        c = "MetricConfig"
+        if isinstance(self.metrics, str) or not self.metrics:
+            _fail(c, "metrics", self.metrics, "a non-empty tuple of " + ", ".join(METRICS))
+        for name in self.metrics:
+            _check_choice(c, "metrics", name, METRICS)
+        if isinstance(self.metrics, list):
+            object.__setattr__(self, "metrics", tuple(self.metrics))
+        _check_range(c, "readout_hidden", self.readout_hidden, 1, integer=True)
+        _check_range(c, "readout_epochs", self.readout_epochs, 1, integer=True)
+        _check_range(c, "readout_lr", self.readout_lr, 0.0, low_open=True)
+        _check_range(c, "readout_stop_accuracy", self.readout_stop_accuracy, 0.0, 1.0, low_open=True)
+        _check_choice(c, "correlation", self.correlation, CORRELATION_KINDS)
+        _check_range(c, "mask_fraction", self.mask_fraction, 0.0, 1.0, low_open=True)
+        _check_range(c, "mask_epochs", self.mask_epochs, 1, integer=True)
+        _check_range(c, "readout_weight_decay", self.readout_weight_decay, 0.0)
+        _check_range(c, "readout_batch_size", self.readout_batch_size, 1, integer=True)
+        _check_range(c, "mask_lr", self.mask_lr, 0.0, low_open=True)
+        _check_choice(c, "feature_source", self.feature_source, FEATURE_SOURCES)
+        _check_choice(c, "spike_feature", self.spike_feature, SPIKE_FEATURES)
+        _check_range(c, "trace_decay", self.trace_decay, 0.0, 1.0)
+        if self.trace_decay == 1.0:
+            _fail(c, "trace_decay", self.trace_decay, "a number in [0.0, 1.0)")
+
+
+T = TypeVar("T")
+
+
+def _from_dict(cls: Type[T], values: Any) -> T:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{cls.__name__} must be a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{cls.__name__} has no field(s) {', '.join(unknown)}; known fields: {', '.join(known)}"
+        )
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one run. Same config and seed give the same numbers on the CPU."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    metrics: MetricConfig = field(default_factory=MetricConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_range("RunConfig", "seed", self.seed, 0, 2**32 - 1, integer=True)
+        if self.task.encoding != "direct" and self.model.variant == "rate":
+            _fail("TaskConfig", "encoding", self.task.encoding, "'direct' for the rate variant")
+
+    @property
+    def n_steps(self) -> int:
+        """Time steps in effect: the task's, else the variant's default."""
+        return self.task.n_steps if self.task.n_steps is not None else DEFAULT_STEPS[self.model.variant]
+
+    def replace(self, **sections: Any) -> "RunConfig":
+        """Copy with whole sections or fields of sections replaced, e.g. ``replace(model={"p": 1.0})``."""
+        changes = {}
+        for name, value in sections.items():
+            current = getattr(self, name)
+            if isinstance(value, dict) and dataclasses.is_dataclass(current):
+                value = dataclasses.replace(current, **value)
+            changes[name] = value
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (tuples become lists), suitable for JSON and YAML."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: Any) -> "RunConfig":
+        """Inverse of :meth:`to_dict`; missing sections and fields take their defaults."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"RunConfig must be a mapping, got {type(values).__name__}")
+        sections = {
+            "data": DataConfig,
+            "task": TaskConfig,
+            "model": ModelConfig,
+            "train": TrainConfig,
+            "metrics": MetricConfig,
+        }
+        unknown = sorted(set(values) - set(sections) - {"seed"})
+        if unknown:
+            raise ConfigError(f"RunConfig has no section(s) {', '.join(unknown)}")
+        kwargs: dict = {name: _from_dict(sec, values.get(name, {})) for name, sec in sections.items()}
+        if "seed" in values:
+            kwargs["seed"] = values["seed"]
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"config is not valid JSON: {err}") from None
+        return cls.from_dict(values)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "RunConfig":
+        import yaml
+
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config is not valid YAML: {err}") from None
+        return cls.from_dict(values or {})
+
+    @classmethod
+    def load(cls, path: "str | Path") -> "RunConfig":
+        """Read a ``.json``, ``.yaml`` or ``.yml`` config file."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        text = path.read_text()
+        return cls.from_yaml(text) if path.suffix in (".yaml", ".yml") else cls.from_json(text)

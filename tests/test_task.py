@@ -1,0 +1,118 @@
+"""Task statistics on real MNIST: covariance, targets, exclusion rule, noise mixing and onsets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spikemod.config import ConfigError, DataConfig, TaskConfig
+from spikemod.encoding import encode, intensities
+from spikemod.task import PairDataset, draw_partner_classes, structured_noise, task_targets, temporal_input
+
+
+@pytest.mark.parametrize("covariance", [0.0, 0.5, 1.0])
+def test_covariance_mapping_on_60k_mnist_pairs(mnist_test_sets, covariance):
+    ds = PairDataset(DataConfig(dataset="mnist"), TaskConfig(covariance=covariance), train=True, seed=3)
+    assert len(ds) == 60_000
+    same = (ds.digits[:, 0] == ds.digits[:, 1]).float().mean().item()
+    assert abs(same - (0.1 + 0.9 * covariance)) < 0.01
+    # the partner image really has the partner digit's class
+    assert torch.equal(ds.image_sets[1].labels[ds.indices[:, 1]], ds.digits[:, 1])
+
+
+def test_pairs_are_reproducible_per_seed(mnist_test_sets):
+    make = lambda seed: PairDataset(DataConfig(dataset="mnist"), TaskConfig(), train=False, seed=seed)
+    assert torch.equal(make(1).indices, make(1).indices)
+    assert not torch.equal(make(1).indices, make(2).indices)
+
+
+def test_target_definitions_by_hand():
+    digits = torch.tensor([[3, 4], [3, 5], [2, 4], [7, 2], [6, 6]])
+    both = task_targets(digits, "both")
+    # parities differ -> T' = D0, T'' = D1; same parity -> T' = D1, T'' = D0
+    assert both[:, 0].tolist() == [3, 5, 4, 7, 6]
+    assert both[:, 1].tolist() == [4, 3, 2, 2, 6]
+    assert torch.equal(task_targets(digits, "parity")[:, 0], both[:, 0])
+    assert torch.equal(task_targets(digits, "inverse")[:, 0], both[:, 1])
+
+
+def test_targets_on_mnist_pairs(mnist_test_sets):
+    ds = PairDataset(DataConfig(dataset="mnist"), TaskConfig(), train=False, seed=0)
+    d0, d1 = ds.digits.T
+    differ = (d0 % 2) != (d1 % 2)
+    assert torch.equal(ds.targets[:, 0][differ], d0[differ])
+    assert torch.equal(ds.targets[:, 0][~differ], d1[~differ])
+    assert torch.equal(ds.targets[:, 1][differ], d1[differ])
+
+
+def test_exclusion_rule(mnist_test_sets):
+    ds = PairDataset(DataConfig(dataset="mnist"), TaskConfig(exclude_adjacent=True), train=False, seed=0)
+    offsets = (ds.digits[:, 1] - ds.digits[:, 0]) % 10
+    assert not ((offsets == 0) | (offsets == 1)).any()
+    assert set(offsets.tolist()) == set(range(2, 10))
+    with pytest.raises(ConfigError, match="exclude_adjacent"):
+        TaskConfig(exclude_adjacent=True, covariance=0.2)
+
+
+def test_partner_classes_uniform_when_independent():
+    g = torch.Generator().manual_seed(0)
+    first = torch.randint(0, 10, (100_000,), generator=g)
+    counts = torch.bincount(draw_partner_classes(first, 0.0, False, g), minlength=10).float() / 100_000
+    assert (counts - 0.1).abs().max() < 0.01
+
+
+def test_noise_mixing_follows_the_formula():
+    images = torch.randn(16, 2, 784)
+    task = TaskConfig(noise_ratio=0.4, noise_samples=5)
+    x, static = temporal_input(images, task, 4, torch.Generator().manual_seed(7))
+    noise = structured_noise(images, 4, 5, torch.Generator().manual_seed(7))
+    assert not static and x.shape == (4, 16, 2, 784)
+    torch.testing.assert_close(x, 0.6 * images + 0.4 * noise)
+
+
+def test_structured_noise_averages_masked_batch_samples():
+    # images whose every pixel equals the sample index: the noise is then an average of
+    # masked indices, so each noise pixel is (sum of kept sample indices) / k
+    batch, k = 32, 5
+    images = torch.arange(batch, dtype=torch.float32)[:, None, None].expand(batch, 2, 784).contiguous()
+    noise = structured_noise(images, 3, k, torch.Generator().manual_seed(0))
+    keep_fraction = (noise > 0).float().mean().item()
+    assert abs(keep_fraction - (1 - (1 - 1 / k) ** k)) < 0.03  # at least one kept, non-zero sample
+    assert torch.all(noise * k <= (batch - 1) * k)
+    with pytest.raises(ValueError, match="noise_samples"):
+        structured_noise(images[:3], 1, 5, torch.Generator())
+
+
+def test_static_input_is_a_view():
+    images = torch.randn(8, 2, 784)
+    x, static = temporal_input(images, TaskConfig(), 5, torch.Generator())
+    assert static and x.shape == (5, 8, 2, 784) and x.data_ptr() == images.data_ptr()
+
+
+def test_onset_times_are_in_range_and_the_digit_stays_on():
+    steps, batch = 6, 4000
+    images = torch.rand(batch, 2, 16) + 10.0  # far from any average of masked samples
+    task = TaskConfig(noise_ratio=0.0, random_onset=True, n_steps=steps)
+    x, static = temporal_input(images, task, steps, torch.Generator().manual_seed(1))
+    on = (x == images).all(-1)  # [T, B, 2]
+    onset = on.float().argmax(0)
+    assert not static
+    assert onset.min() == 1 and onset.max() == steps - 2
+    # once on, always on
+    assert torch.equal(on, torch.arange(steps)[:, None, None] >= onset[None])
+    counts = torch.bincount(onset.flatten(), minlength=steps)[1 : steps - 1].float()
+    assert (counts / counts.sum() - 1 / (steps - 2)).abs().max() < 0.02
+
+
+def test_encodings():
+    images = torch.randn(64, 2, 784)
+    x, _ = temporal_input(images, TaskConfig(), 8, torch.Generator())
+    assert encode(x, "direct") is x
+    spikes = encode(x, "rate", torch.Generator().manual_seed(0))
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}
+    assert abs(spikes.mean().item() - intensities(x).mean().item()) < 0.01
+    latency = encode(x, "latency")
+    assert latency.shape == x.shape and torch.all(latency.sum(0) == 1)  # one spike per pixel
+    noisy, _ = temporal_input(images, TaskConfig(noise_ratio=0.3), 8, torch.Generator())
+    with pytest.raises(ValueError, match="static"):
+        encode(noisy, "latency")

@@ -1,0 +1,170 @@
+"""The two-digit parity task: seeded digit pairs, targets and temporal input.
+
+Module m sees digit m of a pair (D0, D1). The partner digit is drawn with
+P(D0 = D1) = 1/10 + 9c/10: with probability c the partner has D0's class, otherwise its class is
+uniform over the ten classes. Targets ("Dynamics", eq. 2):
+T' = D0 if the parities of D0 and D1 differ, else D1; T'' = D1 if they differ, else D0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, List, Tuple
+
+import torch
+
+from .config import DataConfig, TaskConfig
+from .data import ImageSet, load_image_sets
+
+__all__ = [
+    "PairBatch",
+    "PairDataset",
+    "draw_partner_classes",
+    "task_targets",
+    "structured_noise",
+    "temporal_input",
+]
+
+N_CLASSES = 10
+#: Offset between the train and test pair seeds, so the two splits draw independent pairs.
+TEST_SEED_OFFSET = 1_000_003
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """A batch of pairs: ``images`` [B, 2, D] normalised, ``digits`` [B, 2], ``targets`` [B, H]."""
+
+    images: torch.Tensor
+    digits: torch.Tensor
+    targets: torch.Tensor
+
+
+def draw_partner_classes(
+    first: torch.Tensor, covariance: float, exclude_adjacent: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """Classes of the second digit given the first: P(same) = 1/10 + 9c/10, or the exclusion rule."""
+    n = len(first)
+    if exclude_adjacent:
+        # (D1 - D0) mod 10 must avoid {0, 1}: shift by one of the 8 allowed offsets 2..9.
+        offsets = torch.randint(2, N_CLASSES, (n,), generator=generator)
+        return (first + offsets) % N_CLASSES
+    uniform = torch.randint(0, N_CLASSES, (n,), generator=generator)
+    same = torch.rand(n, generator=generator) < covariance
+    return torch.where(same, first, uniform)
+
+
+def task_targets(digits: torch.Tensor, targets: str) -> torch.Tensor:
+    """Targets [P, H] from digits [P, 2]: columns T' and/or T'' as chosen by ``targets``."""
+    d0, d1 = digits[:, 0], digits[:, 1]
+    differ = (d0 + d1) % 2 == 1
+    parity = torch.where(differ, d0, d1)
+    inverse = torch.where(differ, d1, d0)
+    columns = {"parity": [parity], "inverse": [inverse], "both": [parity, inverse]}[targets]
+    return torch.stack(columns, dim=1)
+
+
+def _sample_of_class(labels: torch.Tensor, classes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """For each requested class, the index of a uniformly drawn sample of that class."""
+    order = torch.argsort(labels, stable=True)
+    counts = torch.bincount(labels, minlength=N_CLASSES)
+    if (counts == 0).any():
+        missing = torch.nonzero(counts == 0).flatten().tolist()
+        raise ValueError(f"the image set has no samples of class(es) {missing}; use a larger dataset")
+    starts = torch.cumsum(counts, 0) - counts
+    pick = (torch.rand(len(classes), generator=generator) * counts[classes]).long()
+    return order[starts[classes] + pick]
+
+
+class PairDataset:
+    """Seeded digit pairs for one split. The pairs are drawn once, at construction.
+
+    Each image of slot 0's set (in a seeded order, limited to ``n_train``/``n_test``) is paired with
+    a partner drawn from slot 1's set by :func:`draw_partner_classes`.
+    """
+
+    def __init__(self, data: DataConfig, task: TaskConfig, train: bool, seed: int) -> None:
+        self.data_config = data
+        self.task_config = task
+        self.train = train
+        self.image_sets: List[ImageSet] = load_image_sets(data, train)
+        generator = torch.Generator().manual_seed(seed + (0 if train else TEST_SEED_OFFSET))
+        first_set, second_set = self.image_sets
+        first = torch.randperm(len(first_set.labels), generator=generator)
+        limit = data.n_train if train else data.n_test
+        if limit is not None:
+            first = first[:limit]
+        classes = draw_partner_classes(
+            first_set.labels[first], task.covariance, task.exclude_adjacent, generator
+        )
+        second = _sample_of_class(second_set.labels, classes, generator)
+        self.indices = torch.stack([first, second], dim=1)
+        self.digits = torch.stack([first_set.labels[first], second_set.labels[second]], dim=1)
+        self.targets = task_targets(self.digits, task.targets)
+
+    n_classes = N_CLASSES
+
+    def __len__(self) -> int:
+        return len(self.digits)
+
+    def images(self, rows: torch.Tensor) -> torch.Tensor:
+        """Images [len(rows), 2, D] of the given pairs."""
+        return torch.stack(
+            [s.images[self.indices[rows, slot]] for slot, s in enumerate(self.image_sets)], dim=1
+        )
+
+    def batch(self, rows: torch.Tensor) -> PairBatch:
+        """The pairs at ``rows`` as a batch."""
+        return PairBatch(self.images(rows), self.digits[rows], self.targets[rows])
+
+    def batches(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[PairBatch]:
+        """Iterate over the pairs in batches (a seeded shuffle when ``shuffle``)."""
+        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        for start in range(0, len(self), batch_size):
+            yield self.batch(order[start : start + batch_size])
+
+
+def structured_noise(
+    images: torch.Tensor, n_steps: int, n_samples: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Structured noise [T, B, ...] ("Dynamics" 5.3.1).
+
+    At each step and for each sample, ``n_samples`` batch samples are drawn without replacement
+    (the sample itself may be among them), each multiplied by a pixel mask with keep-probability
+    1/``n_samples`` that is shared across the batch, and averaged.
+    """
+    batch = images.shape[0]
+    if n_samples > batch:
+        raise ValueError(
+            f"structured noise averages {n_samples} batch samples but the batch has only {batch}; "
+            "use a larger batch or a smaller TaskConfig.noise_samples"
+        )
+    picks = torch.rand(n_steps, batch, batch, generator=generator).argsort(-1)[..., :n_samples]
+    masks = torch.rand((n_steps, n_samples) + images.shape[1:], generator=generator) < 1.0 / n_samples
+    return (images[picks] * masks[:, None]).mean(2)
+
+
+def temporal_input(
+    images: torch.Tensor, task: TaskConfig, n_steps: int, generator: torch.Generator
+) -> Tuple[torch.Tensor, bool]:
+    """Input over time [T, B, 2, D] and whether it is static (the same image at every step).
+
+    Static input is returned as an expanded view. With noise, x_t = (1 - r)·x + r·noise_t. With a
+    random onset, digit slot s of sample b is pure noise (r = 1, an independent draw) before a step
+    drawn uniformly from {1, ..., T - 2}.
+    """
+    static = images.expand((n_steps,) + images.shape)
+    if task.noise_ratio == 0 and not task.random_onset:
+        return static, True
+    r = task.noise_ratio
+    x = (1 - r) * static + r * structured_noise(images, n_steps, task.noise_samples, generator)
+    if task.random_onset:
+        if n_steps < 3:
+            raise ValueError(f"random onset needs at least 3 time steps, got {n_steps}")
+        onset = torch.randint(1, n_steps - 1, images.shape[:2], generator=generator)
+        on = torch.arange(n_steps)[:, None, None] >= onset[None]
+        pure = structured_noise(images, n_steps, task.noise_samples, generator)
+        x = torch.where(on[..., None], x, pure)
+    return x, False
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Tuple, Type, TypeVar
@@ -49,6 +50,11 @@ SPIKE_FEATURES = ("count", "trace")
 #: Default number of time steps per variant. The rate model follows the "Dynamics" paper;
 #: the spiking default is the smallest T that reached the rate model's accuracy (see README).
 DEFAULT_STEPS = {"rate": 5, "spiking": 10}
+#: Default initialisation per variant: the rate model follows "Dynamics" (PyTorch's RNN init); LIF
+#: modules train better from a small uniform init, whose currents integrate to threshold over a
+#: few steps (evidence: experiments/check_accuracy.py). ``init_scale`` None takes the variant's bound.
+DEFAULT_INIT = {"rate": "pytorch", "spiking": "uniform"}
+DEFAULT_INIT_SCALE = {"rate": 0.1, "spiking": 0.01}
 
 
 class ConfigError(ValueError):
@@ -162,8 +168,10 @@ class ModelConfig:
     ``p`` is the fraction of the n^2 possible synapses per direction between two modules; the
     exact count is int(p·n^2). ``synapses`` gives the exact count instead (1 = a single synapse)
     and overrides ``p``. ``init``: ``uniform`` is U(-init_scale, init_scale) ("Extreme sparsity"),
-    ``pytorch`` is PyTorch's default RNN init ("Dynamics"). Spiking fields are ignored by the rate
-    variant. ``bandwidth_cap`` limits the spikes crossing per step and direction (None: no cap).
+    ``pytorch`` is PyTorch's default RNN init ("Dynamics"); None (and ``init_scale`` None) take the
+    variant's default from :data:`DEFAULT_INIT` and :data:`DEFAULT_INIT_SCALE` (see
+    :attr:`init_scheme`, :attr:`uniform_bound`). Spiking fields are ignored by the rate variant.
+    ``bandwidth_cap`` limits the spikes crossing per step and direction (None: no cap).
     """
 
     variant: str = "rate"
@@ -174,8 +182,8 @@ class ModelConfig:
     input_scheme: str = "separate"
     readout_scheme: str = "separate"
     bottleneck: Optional[int] = None
-    init: str = "pytorch"
-    init_scale: float = 0.1
+    init: Optional[str] = None
+    init_scale: Optional[float] = None
     deep_r: bool = False
     beta: float = 0.9
     threshold: float = 1.0
@@ -201,8 +209,10 @@ class ModelConfig:
         _check_choice(c, "readout_scheme", self.readout_scheme, READOUT_SCHEMES)
         if self.bottleneck is not None:
             _check_range(c, "bottleneck", self.bottleneck, 1, integer=True)
-        _check_choice(c, "init", self.init, INITS)
-        _check_range(c, "init_scale", self.init_scale, 0.0, low_open=True)
+        if self.init is not None:
+            _check_choice(c, "init", self.init, INITS)
+        if self.init_scale is not None:
+            _check_range(c, "init_scale", self.init_scale, 0.0, low_open=True)
         _check_range(c, "beta", self.beta, 0.0, 1.0)
         _check_range(c, "threshold", self.threshold, 0.0, low_open=True)
         _check_choice(c, "surrogate", self.surrogate, SURROGATES)
@@ -221,6 +231,16 @@ class ModelConfig:
     def p_effective(self) -> float:
         """The fraction of possible synapses per direction actually used."""
         return self.n_synapses / self.n_neurons**2
+
+    @property
+    def init_scheme(self) -> str:
+        """The initialisation in effect: ``init``, else the variant's default."""
+        return self.init if self.init is not None else DEFAULT_INIT[self.variant]
+
+    @property
+    def uniform_bound(self) -> float:
+        """Bound of the ``uniform`` init in effect: ``init_scale``, else the variant's default."""
+        return self.init_scale if self.init_scale is not None else DEFAULT_INIT_SCALE[self.variant]
 
 
 @dataclass(frozen=True)
@@ -324,6 +344,21 @@ class MetricConfig:
 T = TypeVar("T")
 
 
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely, reading ``1e-5`` as a float as YAML 1.2 does (PyYAML alone gives a string)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return yaml.load(text, Loader=Loader)
+
+
 def _from_dict(cls: Type[T], values: Any) -> T:
     if not isinstance(values, dict):
         raise ConfigError(f"{cls.__name__} must be a mapping, got {type(values).__name__}")
@@ -412,7 +447,7 @@ class RunConfig:
         import yaml
 
         try:
-            values = yaml.safe_load(text)
+            values = load_yaml(text)
         except yaml.YAMLError as err:
             raise ConfigError(f"config is not valid YAML: {err}") from None
         return cls.from_dict(values or {})

@@ -1,0 +1,123 @@
+import pytest
+import snntorch
+import torch
+
+import spikemod.training as training
+from spikemod.cli import main
+from spikemod.config import RunConfig
+from spikemod.connectivity import synapse_counts
+from spikemod.training import TrainingDivergedError, build_model, train
+
+
+def _config(**model) -> RunConfig:
+    return RunConfig.from_dict(
+        {
+            "data": {"dataset": "digits", "n_train": 384, "n_test": 128},
+            "model": {"n_neurons": 8, "p": 0.25, **model},
+            "task": {"n_steps": 3},
+            "train": {"epochs": 2, "batch_size": 128},
+            "seed": 3,
+        }
+    )
+
+
+def test_training_learns_and_records_history():
+    result = train(_config(variant="rate"), progress=False)
+    h = result.history
+    assert len(h["train_loss"]) == len(h["test_accuracy"]) == len(h["samples_per_second"]) == 2
+    assert h["train_loss"][1] < h["train_loss"][0]
+    assert result.test_accuracy.shape == (2,)
+    assert torch.equal(result.test_accuracy, torch.tensor(h["test_accuracy"][h["best_epoch"][0]]))
+    assert ((result.test_accuracy >= 0) & (result.test_accuracy <= 1)).all()
+
+
+def test_same_seed_same_weights_different_seed_different_weights():
+    config = _config(variant="spiking", deep_r=True).replace(train={"epochs": 1})
+    first = train(config, progress=False)
+    second = train(config, progress=False)
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(value, second.model.state_dict()[name]), name
+    first.history.pop("samples_per_second"), second.history.pop("samples_per_second")
+    assert first.history == second.history
+    other = train(config.replace(seed=4), progress=False)
+    assert not torch.equal(first.model.w_rec, other.model.w_rec)
+    assert synapse_counts(first.model.recurrent_mask(), 2).tolist() == [[56, 16], [16, 56]]
+
+
+def test_build_model_is_seeded_and_leaves_the_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a, b = build_model(_config()), build_model(_config())
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(a.w_rec, b.w_rec) and torch.equal(a.fixed_recurrent_mask, b.fixed_recurrent_mask)
+
+
+def test_nan_loss_stops_with_an_error_naming_the_config(monkeypatch):
+    monkeypatch.setattr(training, "task_loss", lambda logits, targets: logits.sum() * float("nan"))
+    with pytest.raises(TrainingDivergedError, match=r"variant=rate n=8 .*seed=3.*full config: \{"):
+        train(_config(variant="rate"), progress=False)
+
+
+def test_keeps_the_best_state_not_the_last(monkeypatch):
+    snapshots, scores = [], iter([0.6, 0.3])
+
+    def fake_evaluate(model, dataset, config):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"loss": torch.tensor(1.0), "accuracy": torch.full((2,), next(scores))}
+
+    monkeypatch.setattr(training, "evaluate", fake_evaluate)
+    result = train(_config(variant="rate"), progress=False)
+    assert result.history["best_epoch"] == [0]
+    assert torch.equal(result.model.w_rec, snapshots[0]["w_rec"])
+    assert not torch.equal(result.model.w_rec, snapshots[1]["w_rec"])
+    assert result.test_accuracy.tolist() == pytest.approx([0.6, 0.6])
+
+
+def test_early_stop_at_target_accuracy():
+    config = _config(variant="rate").replace(train={"epochs": 5, "target_accuracy": 0.01})
+    result = train(config, progress=False)
+    assert len(result.history["test_accuracy"]) == 1
+
+
+def test_training_clears_snntorch_registry():
+    snntorch.Leaky(beta=0.5)  # a stray neuron from earlier work
+    train(_config(variant="spiking").replace(train={"epochs": 1}), progress=False)
+    assert snntorch.SpikingNeuron.instances == []
+
+
+def test_cli_train_writes_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run.h5"
+    code = main(
+        ["train", "--dataset", "digits", "--n-train", "256", "--n-test", "128", "--variant", "spiking",
+         "--n", "6", "--synapses", "1", "--steps", "3", "--epochs", "1", "--out", str(out), "--quiet"]
+    )
+    assert code == 0 and out.is_file()
+    text = capsys.readouterr().out
+    assert "spiking network: 2 modules x 6 neurons, 1 synapses per direction" in text
+    assert "test accuracy: T' " in text and "spikes crossing per sample and step" in text
+
+
+def test_cli_config_file_and_overrides(tmp_path):
+    from spikemod.cli import build_parser, run_config_from_args
+
+    path = tmp_path / "run.yaml"
+    path.write_text(RunConfig().replace(model={"n_neurons": 10, "p": 0.5}, seed=7).to_yaml())
+    args = build_parser().parse_args(["train", "--config", str(path), "--p", "0.2", "--out", "x.h5"])
+    config = run_config_from_args(args)
+    assert (config.model.n_neurons, config.model.p, config.seed) == (10, 0.2, 7)
+
+
+def test_cli_reports_bad_config_without_traceback(tmp_path, capsys):
+    code = main(["train", "--p", "0.0001", "--out", str(tmp_path / "x.h5")])
+    assert code == 2
+    assert "ModelConfig.p = 0.0001 is invalid" in capsys.readouterr().err
+
+
+def test_noisy_input_skips_a_final_batch_too_small_for_the_noise():
+    # 260 pairs in batches of 128 leave a last batch of 4 < 5 noise samples: it is skipped.
+    config = _config(variant="rate").replace(
+        data={"n_train": 260, "n_test": 130}, task={"noise_ratio": 0.4}, train={"epochs": 1}
+    )
+    result = train(config, progress=False)
+    assert len(result.history["train_loss"]) == 1
+    with pytest.raises(ValueError, match="structured noise averages 5"):
+        train(config.replace(data={"n_test": 3}), progress=False)

@@ -1,0 +1,252 @@
+"""The specialization suite: run the chosen metrics, report them, store them in HDF5.
+
+:func:`measure` takes a trained :class:`~spikemod.network.ModularNetwork` and the train and test
+pairs; it works out the variant from the network's output (rate states, or spikes turned into
+counts), so the user never says which. :func:`measure_features` runs the same metrics on features
+recorded anywhere else (e.g. spike counts from Lava). Every random choice (input noise, readout
+initialisation and batches, correlation partners, mask scores) comes from generators seeded by
+``seed``, one stream per purpose, so the same seed and config give the same numbers on the CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import h5py
+import numpy as np
+import torch
+
+from .. import __version__
+from ..config import MetricConfig, RunConfig
+from ..modularity import Modularity, network_modularity
+from ..results import read_tree, write_tree
+from .ablation import ablation_metric
+from .correlation import correlation_metric
+from .features import FeatureSet, extract_features
+from .retraining import retraining_metric
+from .scores import MetricScores
+from .weight_mask import weight_mask_metric
+
+__all__ = ["SpecializationResult", "measure", "measure_features", "measure_checkpoint", "RESULTS_GROUP"]
+
+#: HDF5 group that holds the suite's results.
+RESULTS_GROUP = "specialization"
+
+# Seeded random streams derived from the seed, one per purpose.
+_FEATURE_STREAM, _READOUT_STREAM, _CORRELATION_STREAM, _MASK_STREAM = range(4)
+
+
+def _generator(seed: int, stream: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 16 + stream)
+
+
+def measured_steps(n_steps: int, per_step: bool) -> np.ndarray:
+    """The 1-based time steps to measure: all of them, or only the last."""
+    return np.arange(1, n_steps + 1) if per_step else np.array([n_steps])
+
+
+@dataclass(frozen=True)
+class SpecializationResult:
+    """Scores of each metric per measured step, plus what produced them.
+
+    ``metrics`` maps a metric name to its :class:`MetricScores` (arrays [T, M, K] and F [T]);
+    ``steps`` are the 1-based time steps measured; ``features`` the kind of features
+    (``rate``, ``count``, ``trace`` or ``bottleneck``; ``none`` when only weight masks ran).
+    """
+
+    metrics: Dict[str, MetricScores]
+    steps: np.ndarray
+    seed: int
+    features: str
+    modularity: Optional[Modularity] = None
+    config: Optional[RunConfig] = None
+
+    def specialization(self) -> Dict[str, float]:
+        """F of every metric at the last measured step."""
+        return {name: scores.last for name, scores in self.metrics.items()}
+
+    def table(self) -> str:
+        """A text table at the last step: metric × module × digit (raw M and normalised M̄), F^m,
+        the "Extreme sparsity" form S(m) and F; then F at every measured step, and Q."""
+        first = next(iter(self.metrics.values()))
+        digits = first.raw.shape[2]
+        header = f"{'metric':<12} {'module':>6} " + " ".join(f"{'M(m,' + str(k) + ')':>8}" for k in range(digits))
+        header += f" {'M̄(m,0)':>8} {'M̄(m,1)':>8} {'F^m':>7} {'S(m)':>7} {'F':>7}"
+        features = "" if self.features == "none" else f"{self.features} features, "
+        lines = [f"specialization at step {int(self.steps[-1])} ({features}seed {self.seed})", header]
+        for name, scores in self.metrics.items():
+            raw, norm, fm = scores.raw[-1], scores.normalised[-1], scores.module_scores[-1]
+            extreme = scores.extreme_sparsity[-1]
+            for m in range(raw.shape[0]):
+                label = name if m == 0 else ""
+                f = f"{scores.last:7.3f}" if m == 0 else ""
+                es = f"{extreme[m]:7.3f}" if m < len(extreme) else ""
+                values = " ".join(f"{raw[m, k]:8.3f}" for k in range(digits))
+                lines.append(
+                    f"{label:<12} {m:>6} {values} {norm[m, 0]:8.3f} {norm[m, 1]:8.3f} {fm[m]:7.3f} {es:>7} {f:>7}"
+                )
+        if len(self.steps) > 1:
+            lines.append(f"{'F at step':<12}" + "".join(f"{int(s):>7}" for s in self.steps))
+            for name, scores in self.metrics.items():
+                lines.append(f"{name:<12}" + "".join(f"{v:7.3f}" for v in scores.specialization))
+        if self.modularity is not None:
+            q = self.modularity
+            lines.append(
+                f"Q: papers' {q.paper:.4f}, exact {q.exact:.4f}, graph {q.graph:.4f} "
+                f"(p = {q.p:.4g}, {q.n_synapses} synapses per direction)"
+            )
+        return "\n".join(lines)
+
+    def to_tree(self) -> Dict[str, Any]:
+        """Nested dict for :func:`spikemod.results.write_tree`: per metric ``F`` (last step),
+        ``F_per_step`` [T], ``module_scores`` [T, M], ``raw``, ``base``, ``normalised`` [T, M, K],
+        ``extreme_sparsity`` [T, 2] and ``details``; plus steps, metric names (in order), seed,
+        features, config and Q."""
+        tree: Dict[str, Any] = {
+            "seed": self.seed,
+            "features": self.features,
+            "steps": self.steps,
+            "metric_names": np.array(list(self.metrics), dtype=str),
+            "config": self.config.to_json() if self.config is not None else None,
+            "versions": {"spikemod": __version__, "torch": torch.__version__},
+        }
+        if self.modularity is not None:
+            tree["modularity"] = dataclasses.asdict(self.modularity)
+        for name, scores in self.metrics.items():
+            tree[name] = {
+                "F": scores.last,
+                "F_per_step": scores.specialization,
+                "module_scores": scores.module_scores,
+                "raw": scores.raw,
+                "base": scores.base,
+                "normalised": scores.normalised,
+                "extreme_sparsity": scores.extreme_sparsity,
+                "details": dict(scores.details),
+            }
+        return tree
+
+    def save(self, path: "str | Path", group: str = RESULTS_GROUP) -> None:
+        """Write into ``group`` of the HDF5 file ``path`` (created if needed; the group is replaced)."""
+        with h5py.File(path, "a") as f:
+            if group in f:
+                del f[group]
+            write_tree(f.create_group(group), self.to_tree())
+
+    @classmethod
+    def load(cls, path: "str | Path", group: str = RESULTS_GROUP) -> "SpecializationResult":
+        """Read a result written by :meth:`save`."""
+        with h5py.File(path, "r") as f:
+            if group not in f:
+                raise ValueError(f"{path} has no group '{group}'; run `spikemod measure` to create it")
+            tree = read_tree(f[group])
+        steps = np.atleast_1d(tree["steps"])
+        metrics = {
+            name: MetricScores(name, tree[name]["raw"], tree[name]["base"], steps, tree[name]["details"])
+            for name in np.atleast_1d(tree["metric_names"]).tolist()
+        }
+        modularity = Modularity(**tree["modularity"]) if "modularity" in tree else None
+        config = RunConfig.from_json(tree["config"]) if tree["config"] is not None else None
+        return cls(metrics, steps, int(tree["seed"]), tree["features"], modularity, config)
+
+
+def measure_features(
+    train: FeatureSet, test: FeatureSet, config: MetricConfig, seed: int = 0
+) -> SpecializationResult:
+    """Run the feature-based metrics (retraining, ablation, correlation) of ``config.metrics``.
+
+    Readouts train on ``train`` and are scored on ``test``; the correlation metric uses ``test``.
+    With ``config.per_step`` False only the last step is measured. The weight-mask metric needs
+    the network itself: use :func:`measure`.
+    """
+    if "weight_mask" in config.metrics:
+        raise ValueError(
+            "the weight_mask metric retrains masks on the network's own weights, which features do "
+            "not carry; use measure(model, ...) or drop 'weight_mask' from MetricConfig.metrics"
+        )
+    if train.n_digits != 2 or test.n_digits != 2:
+        raise ValueError("the specialization scores compare two digits: digits must be [B, 2]")
+    steps = measured_steps(test.n_steps, config.per_step)
+    rows = torch.as_tensor(steps - 1)
+    train, test = train.at_steps(rows), test.at_steps(rows)
+    metrics: Dict[str, MetricScores] = {}
+    if "retraining" in config.metrics or "ablation" in config.metrics:
+        retraining, readouts = retraining_metric(train, test, config, _generator(seed, _READOUT_STREAM), steps)
+        if "retraining" in config.metrics:
+            metrics["retraining"] = retraining
+        if "ablation" in config.metrics:
+            metrics["ablation"] = ablation_metric(readouts, test, steps)
+    if "correlation" in config.metrics:
+        metrics["correlation"] = correlation_metric(
+            test, config.correlation, _generator(seed, _CORRELATION_STREAM), steps
+        )
+    return SpecializationResult(metrics, steps, seed, test.kind)
+
+
+def measure(
+    model: torch.nn.Module,
+    train_data,
+    test_data,
+    config: RunConfig,
+    seed: Optional[int] = None,
+) -> SpecializationResult:
+    """Measure the specialization of a trained network with the metrics of ``config.metrics``.
+
+    ``train_data``/``test_data`` are :class:`~spikemod.task.PairDataset` splits: readouts and
+    masks train on the first and are scored on the second. The variant (rate or spiking) is read
+    from the network's output. ``seed`` defaults to ``config.seed``. The result also carries the
+    network's Q values (:func:`~spikemod.modularity.network_modularity`).
+    """
+    seed = config.seed if seed is None else seed
+    if getattr(model, "config", None) != config.model:
+        raise ValueError(
+            "the model was not built from config.model; pass the RunConfig the model was trained with "
+            "(load_checkpoint returns both)"
+        )
+    metric_cfg = config.metrics
+    feature_metrics = tuple(m for m in metric_cfg.metrics if m != "weight_mask")
+    metrics: Dict[str, MetricScores] = {}
+    kind = "none"
+    if feature_metrics:
+        generator = _generator(seed, _FEATURE_STREAM)
+        train_features = extract_features(model, train_data, config, generator)
+        test_features = extract_features(model, test_data, config, generator)
+        measured = measure_features(
+            train_features, test_features, dataclasses.replace(metric_cfg, metrics=feature_metrics), seed
+        )
+        metrics.update(measured.metrics)
+        kind = measured.features
+    steps = measured_steps(config.n_steps, metric_cfg.per_step)
+    if "weight_mask" in metric_cfg.metrics:
+        metrics["weight_mask"] = weight_mask_metric(
+            model, train_data, test_data, config, _generator(seed, _MASK_STREAM), steps
+        )
+    return SpecializationResult(metrics, steps, seed, kind, network_modularity(model), config)
+
+
+def measure_checkpoint(
+    checkpoint: "str | Path",
+    out: "str | Path | None" = None,
+    seed: Optional[int] = None,
+    **overrides: Any,
+) -> tuple[SpecializationResult, Path]:
+    """Measure a checkpoint with its own config and store the result (``spikemod measure``).
+
+    ``overrides`` replace fields of the checkpoint's config: ``metrics={...}`` and ``data={...}``
+    (e.g. ``data={"n_test": 2000, "data_root": "..."}``). The result goes into the group
+    ``specialization`` of ``out``, by default the checkpoint file itself (the run's HDF5 file;
+    loading the checkpoint ignores the group). Returns the result and the file written.
+    """
+    from ..checkpoint import load_checkpoint
+    from ..task import PairDataset
+
+    loaded = load_checkpoint(checkpoint)
+    config = loaded.config.replace(**overrides) if overrides else loaded.config
+    train_set = PairDataset(config.data, config.task, train=True, seed=config.seed)
+    test_set = PairDataset(config.data, config.task, train=False, seed=config.seed)
+    result = measure(loaded.model, train_set, test_set, config, seed=seed)
+    path = Path(out) if out is not None else Path(checkpoint)
+    result.save(path)
+    return result, path

@@ -1,0 +1,296 @@
+"""Sweeps: grid specs, the per-run results store, failure handling, and kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from spikemod.config import ConfigError, DataConfig, MetricConfig, ModelConfig, RunConfig, TrainConfig
+from spikemod.executors import make_chunks, plan_sweep, run_local, shape_key
+from spikemod.results import ResultStore, ResultTable, load_results, read_tree, table_differences, write_tree
+from spikemod.sweep import SweepSpec, config_overrides, parse_grid_option, run_id
+
+#: A run of about a second or less: the offline digits set, tiny modules, one epoch.
+TINY = RunConfig(
+    data=DataConfig(dataset="digits"),
+    model=ModelConfig(variant="spiking", n_neurons=6, p=0.1),
+    train=TrainConfig(epochs=1),
+    metrics=MetricConfig(readout_epochs=1),
+)
+
+
+def tiny_spec(seeds=(0, 1, 2)) -> SweepSpec:
+    return SweepSpec(
+        TINY, (("model.variant", ("rate", "spiking")), ("model.p", (0.05, 1)), ("seed", tuple(seeds)))
+    )
+
+
+# ----- specs -----
+
+
+def test_grid_expands_in_order_with_coerced_values():
+    spec = SweepSpec(TINY, (("model.p", (0.05, 1)), ("seed", (0, 1, 2))))
+    configs = spec.configs()
+    assert len(spec) == 6
+    assert [(c.model.p, c.seed) for c in configs] == [
+        (0.05, 0),
+        (0.05, 1),
+        (0.05, 2),
+        (1.0, 0),
+        (1.0, 1),
+        (1.0, 2),
+    ]
+    assert all(isinstance(c.model.p, float) for c in configs)  # the integer 1 became 1.0
+    assert configs[3] == TINY.replace(model={"p": 1.0}, seed=0)
+    assert len({run_id(c) for c in configs}) == 6
+
+
+def test_run_id_is_canonical():
+    assert run_id(TINY.replace(model={"p": 1})) == run_id(TINY.replace(model={"p": 1.0}))
+    assert run_id(TINY.replace(data={"data_root": "/somewhere"})) == run_id(TINY)
+    assert run_id(TINY.replace(seed=1)) != run_id(TINY)
+    assert run_id(RunConfig.from_json(TINY.to_json())) == run_id(TINY)
+    assert config_overrides(TINY) == {
+        "data.dataset": "digits",
+        "model.variant": "spiking",
+        "model.n_neurons": 6,
+        "train.epochs": 1,
+        "metrics.readout_epochs": 1,
+    }
+
+
+def test_duplicate_points_run_once():
+    spec = SweepSpec(TINY.replace(model={"synapses": 1}), (("seed", (0, 0, 1)),))
+    assert [c.seed for c in spec.configs()] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ((("model.pp", (1,)),), "model.pp"),
+        ((("modle.p", (0.1,)),), "modle.p"),
+        ((("model.p", ()),), "non-empty"),
+        ((("model.p", "0.1"),), "non-empty list"),
+        ((("seed", (0,)), ("seed", (1,))), "twice"),
+        ((("model.p", (0.1, 0.001)),), "model.p=0.001"),  # int(p·n²) = 0 synapses at n = 6
+        ((("model.variant", ("rate", "lstm")),), "model.variant='lstm'"),
+    ],
+)
+def test_bad_grids_name_the_problem(grid, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        SweepSpec(TINY, grid)
+
+
+def test_grid_option_parsing():
+    assert parse_grid_option("model.p=0.01,0.1,1") == ("model.p", (0.01, 0.1, 1))
+    assert parse_grid_option("model.bottleneck=none,5") == ("model.bottleneck", (None, 5))
+    assert parse_grid_option("train.lr=1e-3,2.5E+2,-1e1") == ("train.lr", (1e-3, 250.0, -10.0))
+    assert parse_grid_option("model.variant=rate, spiking") == ("model.variant", ("rate", "spiking"))
+    assert parse_grid_option("metrics.metrics=[retraining,ablation],[correlation]") == (
+        "metrics.metrics",
+        (["retraining", "ablation"], ["correlation"]),
+    )
+    for bad in ("model.p", "=1,2", "model.p=", "model.p=1,,2", "model.p=[1"):
+        with pytest.raises(ConfigError, match="--grid"):
+            parse_grid_option(bad)
+    spec = SweepSpec(TINY).with_grid(
+        *parse_grid_option("metrics.metrics=[retraining,ablation],[correlation]")
+    )
+    assert [c.metrics.metrics for c in spec.configs()] == [("retraining", "ablation"), ("correlation",)]
+
+
+def test_spec_file_round_trip_and_relative_base(tmp_path):
+    (tmp_path / "base.yaml").write_text(TINY.to_yaml())
+    (tmp_path / "sweep.yaml").write_text(
+        "name: demo\nbase: base.yaml\ngrid:\n  model.p: [0.05, 1]\n  seed: [0, 1]\n"
+    )
+    spec = SweepSpec.load(tmp_path / "sweep.yaml")
+    assert spec.name == "demo" and spec.base == TINY and len(spec) == 4
+    (tmp_path / "sweep.json").write_text(json.dumps(spec.to_dict()))
+    assert SweepSpec.load(tmp_path / "sweep.json") == spec
+    (tmp_path / "bad.yaml").write_text("base: {}\ngrids: {seed: [1]}\n")
+    with pytest.raises(ConfigError, match="grids"):
+        SweepSpec.load(tmp_path / "bad.yaml")
+
+
+def test_chunks_group_runs_of_one_shape():
+    configs = tiny_spec(seeds=(0, 1, 2)).configs()
+    chunks = make_chunks(configs, 2)
+    assert [len(c) for c in chunks] == [2, 1] * 4
+    for chunk in chunks:
+        assert len({shape_key(c) for c in chunk}) == 1
+    assert sorted(run_id(c) for chunk in chunks for c in chunk) == sorted(run_id(c) for c in configs)
+
+
+# ----- store -----
+
+
+def test_result_tree_round_trips_exactly(tmp_path):
+    tree = {
+        "accuracy": np.array([0.25, 0.5], dtype=np.float32),
+        "count": 3,
+        "mean": 0.1,
+        "flag": True,
+        "name": np.str_("spiking"),
+        "missing": None,
+        "nested": {"F": torch.tensor([0.1, 0.2], dtype=torch.float64), "labels": np.array(["a", "bc"])},
+    }
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        write_tree(f, tree)
+    with h5py.File(tmp_path / "t.h5", "r") as f:
+        back = read_tree(f)
+    assert back["count"] == 3 and isinstance(back["count"], int)
+    assert (
+        back["mean"] == 0.1 and back["flag"] is True and back["missing"] is None and back["name"] == "spiking"
+    )
+    assert back["accuracy"].dtype == np.float32 and np.array_equal(back["accuracy"], tree["accuracy"])
+    assert np.array_equal(back["nested"]["F"], [0.1, 0.2]) and list(back["nested"]["labels"]) == ["a", "bc"]
+    with h5py.File(tmp_path / "u.h5", "w") as f, pytest.raises(ValueError, match="ragged"):
+        write_tree(f, {"bad": [[1, 2], [3]]})
+
+
+def test_store_ignores_and_cleans_partial_files(tmp_path):
+    store = ResultStore(tmp_path)
+    store.write(TINY, {"accuracy": np.array([0.5, 0.5])})
+    # What a writer killed mid-write leaves: a truncated temporary file under a dead pid.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    partial = (
+        store.runs_dir
+        / f".{run_id(TINY.replace(seed=1))}.{os.uname().nodename.replace('.', '-')}.{dead.pid}.tmp"
+    )
+    partial.write_bytes(store.path(run_id(TINY)).read_bytes()[:100])
+    assert store.completed() == {run_id(TINY)}
+    assert len(load_results(store)) == 1
+    assert store.remove_stale_temporaries() == 1 and not partial.exists()
+    index = store.rebuild_index()
+    assert list(index["runs"]) == [run_id(TINY)] and index["runs"][run_id(TINY)]["config"]["seed"] == 0
+
+
+def test_table_helpers():
+    rows = [
+        {"run_id": "a", "seed": 0, "config.model.p": 0.1, "F": np.array([0.1, 0.2]), "name": "x"},
+        {"run_id": "b", "seed": 1, "config.model.p": 1.0, "F": np.array([0.3, 0.4]), "name": "y"},
+    ]
+    table = ResultTable(rows)
+    assert table.column("F").shape == (2, 2)
+    assert list(table.column("name")) == ["x", "y"]
+    assert [r["run_id"] for r in table.filter(config__model__p=1.0)] == ["b"]
+    assert [r["run_id"] for r in table.filter(lambda r: r["F"][0] < 0.2)] == ["a"]
+    changed = ResultTable([rows[0], {**rows[1], "F": np.array([0.3, 0.41])}])
+    assert table_differences(table, table) == []
+    assert table_differences(table, changed) == ["run b: F = array([0.3, 0.4]) vs array([0.3 , 0.41])"]
+    assert table_differences(table, ResultTable(rows[:1])) == ["run b only in the first table"]
+    with pytest.raises(KeyError, match="missing"):
+        ResultTable([rows[0], {"run_id": "c"}]).column("F")
+
+
+# ----- running -----
+
+
+def test_run_stores_everything_and_failures_are_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIKEMOD_OFFLINE", "1")
+    good = TINY
+    bad = TINY.replace(data={"dataset": "mnist", "data_root": str(tmp_path / "no-data")})
+    report = run_local([good, bad], tmp_path / "store", workers=1, progress=False)
+    assert not report.ok and report.completed == 1 and [f.run_id for f in report.failures] == [run_id(bad)]
+    text = report.describe()
+    assert (
+        "DataUnavailableError" in text
+        and run_id(bad) in text
+        and "data.data_root='" in text
+        and "model.n_neurons=6" in text
+    )
+
+    (row,) = load_results(tmp_path / "store")
+    assert row["run_id"] == run_id(good) and row["seed"] == 0 and row["config.model.n_neurons"] == 6
+    steps = good.n_steps
+    for metric in good.metrics.metrics:
+        assert row[f"specialization.{metric}.F"].shape == (steps,)
+        assert row[f"specialization.{metric}.raw"].shape == (steps, 2, 2)
+    assert row["accuracy"].shape == (2,) and 0 <= row["accuracy_mean"] <= 1
+    assert 0 < row["q.exact"] < 0.5 and row["q.n_synapses"] == int(0.1 * 36)
+    assert row["traffic.crossing"].shape == (2, 2) and row["traffic.per_step"].shape == (2, 2)
+    assert row["resources.crossing"] == pytest.approx(row["traffic.total"])
+    assert row["meta.wall_time_s"] > 0 and row["meta.torch_threads"] == 1
+
+    # A second call runs only what is missing: the stored run is untouched, the failure retried.
+    mtime = ResultStore(tmp_path / "store").path(run_id(good)).stat().st_mtime_ns
+    plan = plan_sweep([good, bad], tmp_path / "store")
+    assert plan.done == {run_id(good)} and plan.todo == [bad] and "previously failed" in plan.describe()
+    again = run_local([good, bad], tmp_path / "store", workers=1, progress=False)
+    assert again.previously_done == 1 and len(again.failures) == 1
+    assert ResultStore(tmp_path / "store").path(run_id(good)).stat().st_mtime_ns == mtime
+
+
+def _sweep_command(spec_path, store, workers):
+    return [
+        sys.executable, "-m", "spikemod.cli", "sweep", str(spec_path),
+        "--store", str(store), "--workers", str(workers), "--no-progress",
+    ]  # fmt: skip
+
+
+def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path):
+    spec = tiny_spec(seeds=(0, 1, 2))
+    total = len(spec)
+    spec_path = tmp_path / "sweep.yaml"
+    spec_path.write_text(json.dumps(spec.to_dict()))  # JSON is YAML
+    store = tmp_path / "killed"
+    runs = store / "runs"
+
+    # Start the sweep, SIGKILL it (and any worker) once some runs are stored.
+    process = subprocess.Popen(
+        _sweep_command(spec_path, store, workers=1),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if runs.is_dir() and len(list(runs.glob("*.h5"))) >= 2:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, (
+        f"the sweep ended before it could be killed: {process.stderr.read().decode()}"
+    )
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = len(ResultStore(store).completed())
+    assert 2 <= finished < total
+
+    # Every stored run is complete and readable; the rest is missing.
+    interrupted = load_results(store)
+    assert len(interrupted) == finished
+
+    # Resume (on two workers): only the missing runs run; finished files stay as they were.
+    stamps = {p.name: p.stat().st_mtime_ns for p in runs.glob("*.h5")}
+    resumed = subprocess.run(
+        _sweep_command(spec_path, store, workers=2), capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    assert (
+        f"{total}/{total} runs done ({total - finished} now, {finished} before), 0 failed" in resumed.stdout
+    )
+    assert all(runs.joinpath(name).stat().st_mtime_ns == stamp for name, stamp in stamps.items())
+    index = json.loads((store / "index.json").read_text())
+    assert sorted(index["runs"]) == sorted(run_id(c) for c in spec.configs()) and index["failed"] == []
+
+    # The same sweep without interruption, in this process: the same table, number for number.
+    reference = run_local(spec.configs(), tmp_path / "reference", workers=1, progress=False)
+    assert reference.ok and reference.completed == total
+    final, expected = load_results(store), load_results(tmp_path / "reference")
+    assert len(final) == total
+    assert table_differences(final, expected) == []
+    # Not vacuous: the runs differ from each other, and provenance columns are the only ones ignored.
+    assert len({tuple(row["specialization.retraining.F"]) for row in final}) > 1
+    assert table_differences(final, expected, ignore=()) != []
+    assert {r["config.model.variant"] for r in final} == {"rate", "spiking"}

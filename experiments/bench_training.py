@@ -1,0 +1,181 @@
+"""Training speed: a plain snnTorch loop against spikemod's ensemble trainer, in one process.
+
+The workload is a slice of the Fig. 2 sweep: two modules of n = 25 neurons, T = 5, batch 128,
+6 sparsities x 3 seeds, spiking and rate. The baseline is what one would write by hand: two
+``snn.Leaky`` modules (or tanh modules) with per-module input layers, masked recurrent and cross
+weights and per-module readouts, trained with AdamW, one network at a time. spikemod trains the 18
+networks of each variant as one ensemble (:func:`spikemod.ensemble.train_ensemble`). The two run
+interleaved (the machine is shared, so ratios of neighbouring measurements are what counts).
+Printed: samples/s of each and their ratio, the fraction of this process's dense matmul FLOP rate
+(a 2048² float32 matmul) reached, and peak memory.
+
+    SPIKEMOD_DATA=/path/to/data python experiments/bench_training.py [--n-train 3840] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import snntorch as snn
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikemod.config import RunConfig
+from spikemod.ensemble import train_ensemble
+from spikemod.task import PairDataset
+
+N, T, BATCH, D = 25, 5, 128, 784
+P_VALUES = ("one", 0.01, 0.05, 0.1, 0.5, 1.0)
+SEEDS = (0, 1, 2)
+
+
+def matmul_flops() -> float:
+    """FLOP/s of a dense 2048² float32 matmul (best of 5)."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(5))
+    return 2 * 2048**3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def flops_per_sample() -> float:
+    """Useful FLOPs of one training sample (forward + backward), separate input, static image.
+
+    Input projection: each module sees its own digit, 2·(2n)·D forward and the same for the
+    weight gradient; recurrence (2n)² and readout 2n·20 per step, three times (forward, two grads).
+    """
+    n_total = 2 * N
+    return 2 * (2 * n_total * D) + 3 * T * (2 * n_total * n_total + 2 * n_total * 20)
+
+
+class PlainSNN(nn.Module):
+    """Hand-written baseline: two modules with input layers, masked recurrent/cross weights, readouts."""
+
+    def __init__(self, spiking: bool, n_synapses: int) -> None:
+        super().__init__()
+        self.spiking = spiking
+        self.fc_in = nn.ModuleList([nn.Linear(D, N) for _ in range(2)])
+        self.rec = nn.ParameterList([nn.Parameter(torch.empty(N, N).uniform_(-0.1, 0.1)) for _ in range(2)])
+        self.cross = nn.ParameterList([nn.Parameter(torch.empty(N, N).uniform_(-0.1, 0.1)) for _ in range(2)])
+        self.register_buffer("rec_mask", 1 - torch.eye(N))
+        masks = []
+        for _ in range(2):
+            mask = torch.zeros(N * N)
+            mask[torch.randperm(N * N)[:n_synapses]] = 1
+            masks.append(mask.view(N, N))
+        self.register_buffer("cross_mask", torch.stack(masks))
+        self.lif = nn.ModuleList([snn.Leaky(beta=0.9, reset_mechanism="zero") for _ in range(2)])
+        self.readout = nn.ModuleList([nn.Linear(N, 20) for _ in range(2)])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        s = [images.new_zeros(len(images), N) for _ in range(2)]
+        mem = [images.new_zeros(len(images), N) for _ in range(2)]
+        out = 0
+        for _ in range(T):
+            new = []
+            for m in range(2):
+                current = (
+                    self.fc_in[m](images[:, m])
+                    + s[m] @ (self.rec[m] * self.rec_mask).t()
+                    + s[1 - m] @ (self.cross[m] * self.cross_mask[m]).t()
+                )
+                if self.spiking:
+                    spk, mem[m] = self.lif[m](current, mem[m])
+                else:
+                    spk = torch.tanh(current)
+                new.append(spk)
+            s = new
+            out = out + torch.stack([self.readout[m](s[m]) for m in range(2)], dim=1)
+        return out.amax(dim=1)  # [B, 20]: the two heads x 10 classes
+
+
+def run_baseline(spiking: bool, dataset: PairDataset, n_networks: int) -> float:
+    """Samples/s of plain snnTorch training, one network after the other (one epoch each)."""
+    seen, start = 0, time.perf_counter()
+    for k in range(n_networks):
+        torch.manual_seed(k)
+        model = PlainSNN(spiking, n_synapses=max(1, int(0.1 * N * N)))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        generator = torch.Generator().manual_seed(k)
+        for batch in dataset.batches(BATCH, shuffle=True, generator=generator):
+            logits = model(batch.images).view(-1, 2, 10)
+            loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            seen += len(batch.targets)
+        snn.SpikingNeuron.instances.clear()
+    return seen / (time.perf_counter() - start)
+
+
+def sweep_configs(variant: str, dataset: str, n_train: int) -> list:
+    base = RunConfig.from_dict(
+        {
+            "data": {"dataset": dataset, "n_train": n_train, "n_test": n_train // 6},
+            "model": {"variant": variant, "n_neurons": N},
+            "task": {"n_steps": T},
+            "train": {"epochs": 1, "batch_size": BATCH},
+        }
+    )
+    configs = []
+    for seed in SEEDS:
+        for p in P_VALUES:
+            model = {"p": 1 / N**2, "synapses": 1} if p == "one" else {"p": float(p)}
+            configs.append(base.replace(model=model, seed=seed))
+    return configs
+
+
+def run_spikemod(configs: list) -> tuple:
+    """(training samples/s over all networks, samples/s including data set-up and evaluation)."""
+    start = time.perf_counter()
+    results = train_ensemble(configs)
+    wall = time.perf_counter() - start
+    per_network = results[0].history["samples_per_second"][0]
+    n_train = configs[0].data.n_train
+    return per_network * len(configs), n_train * len(configs) / wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mnist", help="mnist (needs SPIKEMOD_DATA) or digits")
+    parser.add_argument("--n-train", type=int, default=3840, help="training pairs per network")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--baseline-networks", type=int, default=2, help="networks timed per baseline repeat")
+    args = parser.parse_args()
+
+    peak_flops = matmul_flops()
+    per_sample = flops_per_sample()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"dense 2048² matmul: {peak_flops / 1e9:.1f} GFLOP/s; one training sample: {per_sample / 1e6:.3f} MFLOP")
+    for variant in ("spiking", "rate"):
+        configs = sweep_configs(variant, args.dataset, args.n_train)
+        dataset = PairDataset(configs[0].data, configs[0].task, train=True, seed=0)
+        base, ours, ours_wall = [], [], []
+        for _ in range(args.repeats):  # interleaved
+            base.append(run_baseline(variant == "spiking", dataset, args.baseline_networks))
+            train_speed, wall_speed = run_spikemod(configs)
+            ours.append(train_speed)
+            ours_wall.append(wall_speed)
+        ratios = [o / b for o, b in zip(ours, base)]
+        b, o, w = statistics.median(base), statistics.median(ours), statistics.median(ours_wall)
+        print(
+            f"{variant:8s} plain snnTorch {b:9.0f} samples/s | spikemod ensemble of {len(configs)}: "
+            f"{o:9.0f} samples/s training ({w:.0f} incl. data set-up and evaluation) | "
+            f"ratio {statistics.median(ratios):.1f}x (per repeat: {', '.join(f'{r:.1f}' for r in ratios)}) | "
+            f"FLOP fraction: baseline {b * per_sample / peak_flops:.1%}, spikemod {o * per_sample / peak_flops:.1%}"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory (maxrss): {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

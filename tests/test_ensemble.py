@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from spikemod.config import RunConfig
+from spikemod.connectivity import synapse_counts
+from spikemod.ensemble import EnsembleError, ModularEnsemble, ensemble_key, train_ensemble
+from spikemod.training import build_model, train
+
+
+def _config(variant: str, seed: int, p: float, covariance: float, **task) -> RunConfig:
+    return RunConfig.from_dict(
+        {
+            "data": {"dataset": "digits", "n_train": 200, "n_test": 100},
+            "model": {"variant": variant, "n_neurons": 8, "p": p},
+            "task": {"n_steps": 4, "covariance": covariance, **task},
+            "train": {"epochs": 2, "batch_size": 64},
+            "seed": seed,
+        }
+    )
+
+
+def _configs(variant: str, **task) -> list:
+    return [
+        _config(variant, 1, 0.25, 0.0, **task),
+        _config(variant, 2, 0.05, 0.5, **task),
+        _config(variant, 3, 1.0, 0.0, **task),
+    ]
+
+
+def _assert_same_as_alone(configs):
+    together = train_ensemble(configs)
+    for config, ens in zip(configs, together):
+        alone = train(config, progress=False)
+        for key in ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "best_epoch"):
+            expected = torch.tensor(alone.history[key], dtype=torch.float64)
+            torch.testing.assert_close(torch.tensor(ens.history[key], dtype=torch.float64), expected, rtol=1e-4, atol=1e-5, msg=key)
+        if "test_cross_spikes" in alone.history:
+            expected = torch.tensor(alone.history["test_cross_spikes"])
+            torch.testing.assert_close(torch.tensor(ens.history["test_cross_spikes"]), expected, rtol=1e-4, atol=1e-4)
+        alone_state = alone.model.state_dict()
+        for name, value in ens.model.state_dict().items():
+            torch.testing.assert_close(value, alone_state[name], rtol=1e-4, atol=1e-5, msg=name)
+        # The per-network mask stays exact: masked recurrent weights are exactly zero.
+        mask = ens.model.recurrent_mask()
+        assert torch.equal(ens.model.w_rec[~mask], torch.zeros(int((~mask).sum())))
+        assert (ens.model.w_rec[mask] != 0).all()
+        n_synapses = config.model.n_synapses
+        assert synapse_counts(mask, 2).tolist() == [[56, n_synapses], [n_synapses, 56]]
+    return together
+
+
+@pytest.mark.parametrize("variant", ["rate", "spiking"])
+def test_ensemble_equals_one_by_one_training(variant):
+    results = _assert_same_as_alone(_configs(variant))
+    assert len({r.history["train_loss"][0] for r in results}) == 3  # the networks really differ
+
+
+def test_ensemble_with_noisy_input_bottleneck_and_shared_readout_equals_one_by_one():
+    configs = [
+        c.replace(model={"bottleneck": 3, "readout_scheme": "shared"}, train={"epochs": 1})
+        for c in _configs("spiking", noise_ratio=0.3)
+    ]
+    _assert_same_as_alone(configs)
+
+
+def test_forward_matches_each_network():
+    configs = _configs("rate")
+    models = [build_model(c) for c in configs]
+    ensemble = ModularEnsemble(models)
+    x = torch.randn(4, 3, 5, 2, 784)
+    logits, _ = ensemble(x)
+    for k, model in enumerate(models):
+        torch.testing.assert_close(logits[:, k], model(x[:, k]).logits, rtol=1e-5, atol=1e-6)
+
+
+def test_ensemble_refuses_what_it_cannot_batch():
+    base = _config("rate", 1, 0.25, 0.0)
+    with pytest.raises(EnsembleError, match="Deep-R.*train it alone"):
+        train_ensemble([base.replace(model={"deep_r": True})])
+    with pytest.raises(EnsembleError, match="differ only in seed"):
+        train_ensemble([base, base.replace(train={"lr": 0.01})])
+    assert ensemble_key(base) == ensemble_key(base.replace(seed=9, model={"p": 0.5}, task={"covariance": 0.3}))
+    assert ensemble_key(base) != ensemble_key(base.replace(model={"n_neurons": 9}))

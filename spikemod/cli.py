@@ -201,7 +201,11 @@ def measure_command(subparsers: Any) -> None:
             "themselves. Example: spikemod measure run.h5 --metrics retraining,ablation"
         ),
     )
-    parser.add_argument("checkpoint", help="checkpoint written by spikemod train (.h5)")
+    parser.add_argument(
+        "checkpoint",
+        help="checkpoint written by spikemod train (.h5), or a network exported by spikemod export: "
+        "then the metrics run on the spike counts of snnTorch, Lava float and Lava fixed point",
+    )
     parser.add_argument("--out", metavar="FILE", help="HDF5 file for the results (default: the checkpoint)")
     parser.add_argument("--metrics", help=f"comma-separated subset of {','.join(METRICS)} (default: the config's)")
     parser.add_argument("--correlation", choices=CORRELATION_KINDS, help="similarity of the correlation metric")
@@ -214,10 +218,27 @@ def measure_command(subparsers: Any) -> None:
     parser.set_defaults(handler=_measure)
 
 
+def _is_lava_description(path: str) -> bool:
+    import h5py
+
+    from .hardware.export import FORMAT
+
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == FORMAT
+    except OSError:
+        return False
+
+
 def _measure(args: argparse.Namespace) -> int:
     from .metrics.suite import measure_checkpoint
 
     _set_threads(args.threads)
+    if _is_lava_description(args.checkpoint):
+        # An exported network: the same metric suite on the spikes that Lava (float and fixed
+        # point) and snnTorch produce for it, side by side.
+        args.description, args.scale, args.batch_size, args.specialization = args.checkpoint, None, None, True
+        return _run_hardware(lambda: _fidelity(args))
     metrics: Dict[str, Any] = {}
     if args.metrics:
         metrics["metrics"] = tuple(name.strip() for name in args.metrics.split(","))

@@ -362,6 +362,7 @@ def test_corrupted_or_mismatched_files_fail_with_clear_errors(tmp_path):
 @pytest.mark.lava
 def test_export_and_simulate_commands(trained, tmp_path, capsys):
     from spikemod.cli import main
+    from spikemod.results import read_tree
 
     _, config, checkpoint = trained
     net = tmp_path / "net.h5"
@@ -378,6 +379,16 @@ def test_export_and_simulate_commands(trained, tmp_path, capsys):
         np.testing.assert_array_equal(f["lava_float/spike_counts"][()], torch_counts)
         assert f["lava_fixed/spike_counts"].shape == (40, n_total)
         assert f["samples/targets"].shape == (40, 2)
+
+    # spikemod measure on an exported network: the metric suite on each backend's spike counts
+    out = tmp_path / "measured.h5"
+    assert main(["measure", str(net), "--n-train", "200", "--n-test", "40", "--out", str(out)]) == 0
+    assert "F retraining" in capsys.readouterr().out
+    with h5py.File(out, "r") as f:
+        float_scores = read_tree(f["fidelity/lava_float/specialization"])
+        torch_scores = read_tree(f["fidelity/torch/specialization"])
+    assert set(float_scores) >= {"retraining", "ablation", "correlation"}
+    assert float_scores == torch_scores  # float Lava is spike-exact, so its F equals torch's
 
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"not an hdf5 file")

@@ -131,8 +131,14 @@ def run_id(config: RunConfig) -> str:
     """Stable id of a run: 16 hex digits of the SHA-256 of its canonical config JSON.
 
     ``data.data_root`` is left out: where the data lies does not change the run, so a sweep
-    resumes on a machine with another data root.
+    resumes on a machine with another data root. Fields left to the variant's default (time steps,
+    initialisation) are hashed with the value in effect, so a change of defaults gives new ids
+    instead of silently reusing runs made under the old ones.
     """
+    config = config.replace(
+        task={"n_steps": config.n_steps},
+        model={"init": config.model.init_scheme, "init_scale": config.model.uniform_bound},
+    )
     values = normalize_config(config).to_dict()
     values["data"].pop("data_root")
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))

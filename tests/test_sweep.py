@@ -59,6 +59,10 @@ def test_run_id_is_canonical():
     assert run_id(TINY.replace(data={"data_root": "/somewhere"})) == run_id(TINY)
     assert run_id(TINY.replace(seed=1)) != run_id(TINY)
     assert run_id(RunConfig.from_json(TINY.to_json())) == run_id(TINY)
+    # defaults are hashed with the value in effect: spelling them out keeps the id, changing them does not
+    spelled = TINY.replace(task={"n_steps": TINY.n_steps}, model={"init": "uniform", "init_scale": 0.01})
+    assert run_id(spelled) == run_id(TINY)
+    assert run_id(TINY.replace(model={"init_scale": 0.03})) != run_id(TINY)
     assert config_overrides(TINY) == {
         "data.dataset": "digits",
         "model.variant": "spiking",

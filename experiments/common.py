@@ -1,0 +1,158 @@
+"""What every figure script shares: its command line, its base config and how it runs its sweep.
+
+Each ``fig*.py`` script builds a list of run configs (full mode: the papers' settings; ``--quick``:
+the offline ``digits`` set, small modules, short training), runs the missing ones into a results
+store with :func:`spikemod.executors.run_sweep` (a re-run skips finished runs, so a killed sweep
+resumes) and then draws its figures from the stored results only (:mod:`spikemod.plots`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from spikemod.config import ConfigError, DataConfig, MetricConfig, ModelConfig, RunConfig, TrainConfig
+from spikemod.data import DataUnavailableError, load_image_sets
+from spikemod.executors import run_sweep
+from spikemod.results import ResultStore
+from spikemod.sweep import config_overrides
+
+#: Where the committed results and figures live.
+RESULTS = Path(__file__).resolve().parent / "results"
+#: Specialization metrics measured by every experiment (weight masks are optional: --weight-masks).
+METRICS = ("retraining", "ablation", "correlation")
+
+
+def make_parser(description: str, name: str, quick_seeds: int = 2) -> argparse.ArgumentParser:
+    """Options shared by the figure scripts; ``name`` is the default store's folder in results/."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke mode: offline digits data set, small modules, short training (minutes on 2 cores)",
+    )
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help=f"results store (default: experiments/results/{name}, {name}-quick with --quick, "
+        "with -<dataset> appended for a non-default --dataset)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    parser.add_argument("--data-root", help="data root with MNIST (default: $SPIKEMOD_DATA)")
+    parser.add_argument(
+        "--dataset",
+        choices=("mnist", "digits"),
+        help="mnist (default; with --quick: 10,000 training pairs) or the offline digits set "
+        "(the --quick default)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=None, help=f"number of seeds (default: 3, --quick: {quick_seeds})"
+    )
+    parser.add_argument("--variants", nargs="+", default=["rate", "spiking"], choices=["rate", "spiking"])
+    parser.add_argument(
+        "--weight-masks", action="store_true", help="also measure the weight-mask metric (slower)"
+    )
+    parser.add_argument(
+        "--figures-only", action="store_true", help="draw the figures from the store, run nothing"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the number of runs and stop")
+    parser.set_defaults(name=name, quick_seeds=quick_seeds)
+    return parser
+
+
+def dataset(args: argparse.Namespace) -> str:
+    """The data set in effect: ``--dataset``, else digits with --quick and MNIST without."""
+    return args.dataset or ("digits" if args.quick else "mnist")
+
+
+def store_path(args: argparse.Namespace) -> Path:
+    """The results store of this invocation: ``results/<name>`` in full mode, ``<name>-quick`` with
+    --quick, each with ``-<dataset>`` appended when the data set is not the mode's default, so that
+    runs of different modes never share a store (and a figure)."""
+    if args.store is not None:
+        return args.store
+    default = "digits" if args.quick else "mnist"
+    suffix = ("-quick" if args.quick else "") + ("" if dataset(args) == default else f"-{dataset(args)}")
+    return RESULTS / f"{args.name}{suffix}"
+
+
+def seeds(args: argparse.Namespace) -> List[int]:
+    count = args.seeds if args.seeds is not None else (args.quick_seeds if args.quick else 3)
+    if count < 1:
+        raise ConfigError(f"--seeds {count} is invalid: use a positive number of seeds")
+    return list(range(count))
+
+
+def base_config(args: argparse.Namespace, n_neurons_full: int = 25, n_neurons_quick: int = 10) -> RunConfig:
+    """The papers' settings (full MNIST pairs, n = 25, 5 epochs), or the quick smoke settings.
+
+    Quick: n = 10 and short readout training, on scikit-learn's digits resized to 28x28 (offline;
+    3 epochs with batches of 64) or, with ``--dataset mnist``, on 10,000 MNIST training pairs
+    (2,000 test pairs, 2 epochs).
+    """
+    names = METRICS + (("weight_mask",) if args.weight_masks else ())
+    data_root = args.data_root if dataset(args) == "mnist" else None
+    if not args.quick:
+        return RunConfig(
+            data=DataConfig(dataset=dataset(args), data_root=data_root),
+            model=ModelConfig(n_neurons=n_neurons_full),
+            train=TrainConfig(epochs=5),
+            metrics=MetricConfig(metrics=names),
+        )
+    if dataset(args) == "digits":
+        return RunConfig(
+            data=DataConfig(dataset="digits"),
+            model=ModelConfig(n_neurons=n_neurons_quick),
+            train=TrainConfig(epochs=3, batch_size=64),
+            metrics=MetricConfig(metrics=names, readout_epochs=2, readout_batch_size=64),
+        )
+    return RunConfig(
+        data=DataConfig(dataset="mnist", data_root=data_root, n_train=10_000, n_test=2_000),
+        model=ModelConfig(n_neurons=n_neurons_quick),
+        train=TrainConfig(epochs=2),
+        metrics=MetricConfig(metrics=names, readout_epochs=2),
+    )
+
+
+def run_experiment(
+    args: argparse.Namespace,
+    configs: Sequence[RunConfig],
+    draw: Callable[[Path], List[Path]],
+) -> int:
+    """Run the missing runs of ``configs`` into the store, then draw the figures; exit status.
+
+    The status is 1 when a run failed (the figures are still drawn from what is stored).
+    """
+    store = store_path(args)
+    print(f"{args.name}: {len(configs)} runs, store {store}", flush=True)
+    if args.dry_run:
+        for config in configs:
+            print("  " + ", ".join(f"{k}={v}" for k, v in config_overrides(config).items()))
+        return 0
+    status = 0
+    if not args.figures_only:
+        for data in {c.data for c in configs}:  # fail here, once, rather than in every run
+            load_image_sets(data, train=True)
+        start = time.perf_counter()
+        report = run_sweep(configs, store, workers=args.workers)
+        print(f"sweep finished in {time.perf_counter() - start:.0f} s", flush=True)
+        if not report.ok:
+            print(report.describe(), file=sys.stderr)
+            status = 1
+    if not ResultStore(store).completed():
+        print(f"no finished run in {store}: nothing to draw", file=sys.stderr)
+        return 1
+    for path in draw(store):
+        print(f"figure: {path}")
+    return status
+
+
+def main_guard(main: Callable[[Optional[List[str]]], int]) -> None:
+    """Run ``main`` and exit with its status; configuration and data errors become one clear message."""
+    try:
+        sys.exit(main(None))
+    except (ConfigError, DataUnavailableError) as err:
+        sys.exit(f"error: {err}")

@@ -1,0 +1,70 @@
+"""Regenerate every figure from the stored results (never retrains).
+
+For each experiment (fig2, fig3, fig4) and each of its stores found under the results folder
+(``<name>`` for full mode, ``<name>-quick`` for quick mode, ``<name>-quick-mnist`` and the like
+for other data sets), the experiment's own ``draw`` writes its figures into ``<store>/figures``
+(PNG and PDF); fig2 also writes ``<store>/summary.md``.
+
+    python experiments/make_figures.py                      # every store in experiments/results
+    python experiments/make_figures.py --only fig2 --results /tmp/my-results
+
+Hook for the Lava fidelity figure: when ``spikemod.hardware.figures`` exists and defines
+``fidelity_figures(results: Path) -> list[Path]``, it is called with the results folder too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from common import RESULTS
+
+import fig2_sparsity
+import fig3_resources
+import fig4_dynamics
+
+EXPERIMENTS = {"fig2": fig2_sparsity, "fig3": fig3_resources, "fig4": fig4_dynamics}
+
+
+def lava_figures(results: Path) -> List[Path]:
+    """The hardware helper's fidelity figures, when its module provides them."""
+    try:
+        module = importlib.import_module("spikemod.hardware.figures")
+    except ModuleNotFoundError as err:
+        if err.name not in ("spikemod.hardware.figures", "spikemod.hardware"):
+            raise
+        print("lava: no spikemod.hardware.figures module yet; fidelity figure skipped")
+        return []
+    return list(module.fidelity_figures(results))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder holding the stores")
+    parser.add_argument("--only", nargs="+", choices=[*EXPERIMENTS, "lava"], help="experiments to draw")
+    args = parser.parse_args(argv)
+    chosen = args.only or [*EXPERIMENTS, "lava"]
+    drawn = 0
+    for name in chosen:
+        if name == "lava":
+            paths = lava_figures(args.results)
+        else:
+            paths = []
+            for store in (args.results / name, *sorted(args.results.glob(f"{name}-*"))):
+                if (store / "runs").is_dir() and any((store / "runs").glob("*.h5")):
+                    paths += EXPERIMENTS[name].draw(store)
+                    print(f"{name}: drew {store}")
+        for path in paths:
+            print(f"  {path}")
+        drawn += len(paths)
+    if drawn == 0:
+        print(f"no stored results under {args.results}: run an experiment first", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

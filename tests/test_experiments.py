@@ -1,0 +1,158 @@
+"""The experiment scripts and the figures they draw from stored results (spikemod.plots)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikemod import plots
+from spikemod.config import ModelConfig, RunConfig, TaskConfig
+from spikemod.modularity import q_paper
+from spikemod.results import ResultStore, ResultTable, load_results
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+@pytest.fixture()
+def scripts(monkeypatch):
+    """The experiment scripts, importable as modules (they import their sibling ``common``)."""
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import fig2_sparsity
+    import fig3_resources
+    import fig4_dynamics
+    import make_figures
+
+    return fig2_sparsity, fig3_resources, fig4_dynamics, make_figures
+
+
+def fake_result(config: RunConfig, f_last: float, steps: int = 5) -> dict:
+    """A result tree with the fields the figures read (the layout of executors.run_one)."""
+    count = config.model.n_synapses
+    p = config.model.p_effective
+    f = np.linspace(0.9, f_last, steps)
+    return {
+        "accuracy": np.array([0.8, 0.9]),
+        "accuracy_mean": 0.85,
+        "q": {"paper": q_paper(p), "exact": q_paper(p), "graph": q_paper(p), "p": p, "n_synapses": count},
+        "specialization": {
+            "steps": np.arange(1, steps + 1),
+            **{m: {"F": f + 0.01 * k} for k, m in enumerate(("retraining", "ablation", "correlation"))},
+        },
+        "traffic": {"total": 3.0 * count},
+        "resources": {"energy": 1e-8 + 1e-10 * count, "energy_input": 1e-8},
+    }
+
+
+@pytest.fixture()
+def sweep_store(tmp_path) -> Path:
+    """A store of fake runs: 2 variants × 3 synapse counts × 2 seeds, 2 covariances, 2 sizes."""
+    store = ResultStore(tmp_path / "store")
+    for variant in ("rate", "spiking"):
+        for n in (10, 20):
+            for count in (1, 10, 100):
+                for covariance in (0.0, 0.5):
+                    for seed in (0, 1):
+                        config = RunConfig(
+                            model=ModelConfig(variant=variant, n_neurons=n, synapses=count),
+                            task=TaskConfig(covariance=covariance),
+                            seed=seed,
+                        )
+                        # F falls with the synapse count; seeds differ by ±0.1.
+                        f_last = 0.5 - 0.1 * np.log10(count) + (0.1 if seed else -0.1)
+                        store.write(config, fake_result(config, f_last, 5 if variant == "rate" else 10))
+    return store.root
+
+
+def test_figures_are_drawn_from_a_store(sweep_store, tmp_path):
+    table = load_results(sweep_store)
+    out = tmp_path / "figures"
+    paths = (
+        plots.fig2_sparsity(table, out)
+        + plots.fig2_resources(table, out)
+        + plots.fig3_heatmaps(table, out)
+        + plots.fig4_dynamics(table, out)
+    )
+    names = {p.name for p in paths}
+    for stem in ("fig2_sparsity", "fig2_resources", "fig3_heatmaps", "fig4_dynamics"):
+        assert {f"{stem}.png", f"{stem}.pdf"} <= names
+    for path in paths:
+        assert path.stat().st_size > 5_000, path
+        assert path.read_bytes()[:4] in (b"\x89PNG", b"%PDF")
+
+
+def test_fig2_summary_reports_the_seed_statistics(sweep_store):
+    table = load_results(sweep_store).filter(config__model__n_neurons=10, config__task__covariance=0.0)
+    summary = plots.fig2_summary(table)
+    lines = [line for line in summary.splitlines() if line.startswith("| rate")]
+    assert [line.split(" | ")[2] for line in lines] == ["1", "10", "100"]
+    # One synapse: seeds at 0.4 and 0.6 -> mean 0.50, std 0.14 (ddof 1); ablation is 0.01 higher.
+    cells = lines[0].split(" | ")
+    assert cells[6:9] == ["0.50 ± 0.14", "0.51 ± 0.14", "0.52 ± 0.14"]
+    spiking = [line for line in summary.splitlines() if line.startswith("| spiking")]
+    assert spiking[-1].split(" | ")[-1] == "300.0 ± 0.0 |"
+
+
+def test_seed_statistics_ignore_missing_values():
+    mean, std, count = plots.seed_statistics([0.2, float("nan"), 0.4])
+    assert (round(mean, 6), round(std, 6), count) == (0.3, round(np.std([0.2, 0.4], ddof=1), 6), 2)
+    assert plots.seed_statistics([0.7]) == (0.7, 0.0, 1)
+
+
+def test_empty_results_give_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        plots.fig2_sparsity(ResultTable([]), tmp_path)
+    with pytest.raises(FileNotFoundError, match="run a sweep"):
+        plots.load_table(tmp_path / "missing")
+
+
+def test_full_modes_match_the_papers_settings(scripts):
+    fig2, fig3, fig4, _ = scripts
+    configs = fig2.configs(fig2.make_parser("", "fig2").parse_args([]))
+    assert len(configs) == 36
+    assert {c.seed for c in configs} == {0, 1, 2}
+    assert {c.model.variant for c in configs} == {"rate", "spiking"}
+    synapses = sorted({c.model.n_synapses for c in configs})
+    assert synapses[0] == 1 and synapses[-1] == 625 and len(synapses) >= 6
+    for c in configs:
+        assert (c.data.dataset, c.data.n_train, c.model.n_neurons, c.train.epochs) == ("mnist", None, 25, 5)
+        assert set(c.metrics.metrics) >= {"retraining", "ablation", "correlation"}
+    fig3_args = fig3.make_parser("", "fig3").parse_args([])
+    fig3_args.architectures = list(fig3.ARCHITECTURES)
+    schemes = {(c.model.input_scheme, c.model.readout_scheme) for c in fig3.configs(fig3_args)}
+    assert schemes == {("separate", "separate"), ("separate", "shared"), ("shared", "shared")}
+    fig4_args = fig4.make_parser("", "fig4").parse_args([])
+    fig4_args.conditions = list(fig4.CONDITIONS)
+    tasks = {(c.task.noise_ratio, c.task.random_onset) for c in fig4.configs(fig4_args)}
+    assert tasks == {(0.0, False), (0.4, False), (0.9, False), (0.4, True)}
+
+
+def test_quick_script_runs_resumes_and_redraws(scripts, tmp_path, monkeypatch):
+    fig2, _, _, make_figures = scripts
+    monkeypatch.setattr(fig2, "P_QUICK", ("one", 1.0))  # two runs keep the test short
+    results = tmp_path / "results"
+    store = results / "fig2-quick"
+    argv = ["--quick", "--store", str(store), "--workers", "1", "--seeds", "1", "--variants", "rate"]
+    assert fig2.main(argv) == 0
+    runs = sorted((store / "runs").glob("*.h5"))
+    assert len(runs) == len(fig2.P_QUICK)
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    figures = store / "figures"
+    assert (figures / "fig2_sparsity.png").is_file() and (store / "summary.md").is_file()
+
+    assert fig2.main(argv) == 0  # resumes: nothing left to run, the runs stay untouched
+    assert [p.stat().st_mtime_ns for p in sorted((store / "runs").glob("*.h5"))] == stamps
+
+    (figures / "fig2_sparsity.png").unlink()
+    assert make_figures.main(["--results", str(results), "--only", "fig2"]) == 0
+    assert (figures / "fig2_sparsity.png").stat().st_size > 5_000
+    table = load_results(store)
+    assert (store / "summary.md").read_text().count("| rate |") == len(table)
+
+
+def test_make_figures_without_results_fails_clearly(scripts, tmp_path, capsys):
+    *_, make_figures = scripts
+    assert make_figures.main(["--results", str(tmp_path), "--only", "fig3"]) == 1
+    assert "run an experiment first" in capsys.readouterr().err

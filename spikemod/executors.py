@@ -1,8 +1,10 @@
 """Running sweeps: one run, a chunk of runs, a local process pool, or SLURM through submitit.
 
 :func:`run_one` is everything a run does: train, measure specialization, count resources,
-compute Q. :func:`run_chunk` runs several runs of one shape (today one after the other; the
-place for ensemble training). The executors hand chunks to workers; each run's result goes
+compute Q. :func:`run_chunk` runs several runs of one shape, training them together as one ensemble
+(:mod:`spikemod.ensemble`) where it can. The executors hand chunks to workers (``chunk_size``
+runs per chunk: 1 by default locally, so each run trains alone; ``--chunk-size K`` trains K
+same-shape runs together, equal to one-by-one training to float tolerance); each run's result goes
 into the :class:`~spikemod.results.ResultStore` as soon as it ends, so a sweep killed at any
 moment loses only its unfinished runs, and starting it again runs only those.
 

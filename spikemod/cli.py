@@ -416,16 +416,16 @@ def demo_command(subparsers: Any) -> None:
             "all-to-all interconnect, measure their specialization (retraining, ablation, "
             "correlation), export the spiking ones to Lava, simulate them in floating and fixed "
             "point, and write OUT/report.md with a figure. Finished networks are reused when the "
-            "command runs again. About 5-10 minutes on 2 cores with the defaults. "
+            "command runs again. About 3-10 minutes on 2 cores with the defaults. "
             "Offline: spikemod demo --dataset digits"
         ),
     )
     parser.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder (default runs/demo)")
     parser.add_argument("--dataset", choices=DATASETS, default="mnist", help="image source (default mnist)")
     parser.add_argument("--data-root", metavar="DIR", help="data folder (default: $SPIKEMOD_DATA, then the cache)")
-    parser.add_argument("--n-train", type=int, default=20000, metavar="N", help="training pairs (default 20000)")
-    parser.add_argument("--n-test", type=int, default=4000, metavar="N", help="test pairs (default 4000)")
-    parser.add_argument("--epochs", type=int, default=3, metavar="E", help="training epochs (default 3)")
+    parser.add_argument("--n-train", type=int, metavar="N", help="training pairs (default: all, 60,000 on MNIST)")
+    parser.add_argument("--n-test", type=int, default=5000, metavar="N", help="test pairs (default 5000)")
+    parser.add_argument("--epochs", type=int, default=5, metavar="E", help="training epochs (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-lava", action="store_true", help="skip the Lava export and simulation")
     parser.set_defaults(handler=lambda args: _run_hardware(lambda: _demo(args)))

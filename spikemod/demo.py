@@ -109,9 +109,8 @@ def _figure(rows: Sequence[DemoRow], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(FEATURE_METRICS), figsize=(4 * len(FEATURE_METRICS), 3.4), sharey=True)
-    series = {"rate": ("torch", "o-"), "spiking": ("torch", "s-")}
     for ax, metric in zip(axes, FEATURE_METRICS):
-        for variant, (_, style) in series.items():
+        for variant, style in (("rate", "o-"), ("spiking", "s-")):
             chosen = sorted((r for r in rows if r.variant == variant), key=lambda r: r.synapses)
             ax.plot([r.synapses for r in chosen], [r.specialization[metric] for r in chosen], style, label=variant)
         spiking = sorted((r for r in rows if r.variant == "spiking" and r.lava), key=lambda r: r.synapses)
@@ -181,7 +180,7 @@ def _report(rows: Sequence[DemoRow], out: Path, seconds: float, config: RunConfi
 def run_demo(
     out: Path,
     data: DataConfig,
-    epochs: int = 3,
+    epochs: int = 5,
     seed: int = 0,
     lava: bool = True,
     progress: bool = True,

@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigError, RunConfig
-from .connectivity import blocks
 from .network import ModularNetwork, competitive_max
 from .task import PairDataset
 from .training import (

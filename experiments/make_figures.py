@@ -8,14 +8,12 @@ for other data sets), the experiment's own ``draw`` writes its figures into ``<s
     python experiments/make_figures.py                      # every store in experiments/results
     python experiments/make_figures.py --only fig2 --results /tmp/my-results
 
-Hook for the Lava fidelity figure: when ``spikemod.hardware.figures`` exists and defines
-``fidelity_figures(results: Path) -> list[Path]``, it is called with the results folder too.
+The torch vs Lava comparison figure is drawn by ``spikemod demo`` (its report), not here.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -29,34 +27,19 @@ import fig4_dynamics
 EXPERIMENTS = {"fig2": fig2_sparsity, "fig3": fig3_resources, "fig4": fig4_dynamics}
 
 
-def lava_figures(results: Path) -> List[Path]:
-    """The hardware helper's fidelity figures, when its module provides them."""
-    try:
-        module = importlib.import_module("spikemod.hardware.figures")
-    except ModuleNotFoundError as err:
-        if err.name not in ("spikemod.hardware.figures", "spikemod.hardware"):
-            raise
-        print("lava: no spikemod.hardware.figures module yet; fidelity figure skipped")
-        return []
-    return list(module.fidelity_figures(results))
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder holding the stores")
-    parser.add_argument("--only", nargs="+", choices=[*EXPERIMENTS, "lava"], help="experiments to draw")
+    parser.add_argument("--only", nargs="+", choices=list(EXPERIMENTS), help="experiments to draw")
     args = parser.parse_args(argv)
-    chosen = args.only or [*EXPERIMENTS, "lava"]
+    chosen = args.only or list(EXPERIMENTS)
     drawn = 0
     for name in chosen:
-        if name == "lava":
-            paths = lava_figures(args.results)
-        else:
-            paths = []
-            for store in (args.results / name, *sorted(args.results.glob(f"{name}-*"))):
-                if (store / "runs").is_dir() and any((store / "runs").glob("*.h5")):
-                    paths += EXPERIMENTS[name].draw(store)
-                    print(f"{name}: drew {store}")
+        paths = []
+        for store in (args.results / name, *sorted(args.results.glob(f"{name}-*"))):
+            if (store / "runs").is_dir() and any((store / "runs").glob("*.h5")):
+                paths += EXPERIMENTS[name].draw(store)
+                print(f"{name}: drew {store}")
         for path in paths:
             print(f"  {path}")
         drawn += len(paths)

@@ -102,7 +102,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     group = parser.add_argument_group("run options (override --config)")
     for flag, section, name, kwargs in _RUN_OPTIONS:
-        if "type" in kwargs:
+        if "action" not in kwargs and "choices" not in kwargs:
             kwargs = dict(kwargs, metavar=flag.lstrip("-").upper().replace("-", "_"))
         group.add_argument(flag, dest=_dest(section, name), default=None, **kwargs)
 

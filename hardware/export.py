@@ -180,7 +180,7 @@ def describe(model, config: RunConfig) -> NetworkDescription:
     per module (modules that share them become one LIF process), any input scheme, readout,
     bottleneck, Deep-R interconnect and input encoding (the host computes the input current and
     the readout). Not exportable: the rate variant, other reset mechanisms, per-neuron beta or
-    threshold inside a module, and a bandwidth cap.
+    threshold inside a module, a bandwidth cap and an interconnect onset after step 1.
     """
     model_cfg = config.model
     if getattr(model, "config", None) != model_cfg:
@@ -204,6 +204,12 @@ def describe(model, config: RunConfig) -> NetworkDescription:
         raise ExportError(
             f"a bandwidth cap ({model_cfg.bandwidth_cap} spikes per step and direction) has no Lava "
             "equivalent: Sparse delivers every spike. Export a network trained with bandwidth_cap=None"
+        )
+    if model_cfg.interconnect_onset != 1:
+        raise ExportError(
+            f"an interconnect onset at step {model_cfg.interconnect_onset} has no Lava equivalent: the "
+            "Sparse connections between modules have no time-dependent switch and deliver from step 1 on. "
+            "Export a network trained with interconnect_onset=1"
         )
     m = model_cfg.n_modules
     beta = _per_module(

@@ -172,6 +172,9 @@ class ModelConfig:
     variant's default from :data:`DEFAULT_INIT` and :data:`DEFAULT_INIT_SCALE` (see
     :attr:`init_scheme`, :attr:`uniform_bound`). Spiking fields are ignored by the rate variant.
     ``bandwidth_cap`` limits the spikes crossing per step and direction (None: no cap).
+    ``interconnect_onset`` is the first time step t (1-based) whose recurrent input includes the
+    interconnect (W_cross·state_{t-1} from the other modules); before it only the recurrence inside
+    each module acts. 1 (the default) = always on; since state_0 = 0, onset 2 gives the same numbers.
     """
 
     variant: str = "rate"
@@ -193,6 +196,7 @@ class ModelConfig:
     surrogate_slope: Optional[float] = None
     spike_readout: str = "membrane"
     bandwidth_cap: Optional[int] = None
+    interconnect_onset: int = 1
 
     def __post_init__(self) -> None:
         c = "ModelConfig"
@@ -221,6 +225,7 @@ class ModelConfig:
         _check_choice(c, "spike_readout", self.spike_readout, SPIKE_READOUTS)
         if self.bandwidth_cap is not None:
             _check_range(c, "bandwidth_cap", self.bandwidth_cap, 0, integer=True)
+        _check_range(c, "interconnect_onset", self.interconnect_onset, 1, integer=True)
 
     @property
     def n_synapses(self) -> int:

@@ -14,7 +14,8 @@ training to float tolerance (the batched matmuls sum in a different order).
 Networks of one ensemble may differ in ``seed``, ``model.p`` / ``model.synapses`` (their masks)
 and ``task.covariance`` (their pairs); everything else must be equal (:func:`ensemble_key`).
 Not supported, and refused with :class:`EnsembleError` (train those runs one by one): Deep-R,
-a bandwidth cap, learnable beta or threshold, per-network learning rates or weight decay.
+a bandwidth cap, an interconnect onset after step 1, learnable beta or threshold, per-network
+learning rates or weight decay.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def unsupported_reason(config: RunConfig) -> Optional[str]:
         return "Deep-R rewires each network's interconnect on its own"
     if m.bandwidth_cap is not None:
         return "a bandwidth cap routes spikes per network"
+    if m.interconnect_onset != 1:
+        return f"the interconnect switches on at step {m.interconnect_onset} (a per-network switch)"
     if m.variant == "spiking" and (m.learn_beta or m.learn_threshold):
         return "learnable beta or threshold"
     return None

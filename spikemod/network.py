@@ -11,6 +11,11 @@ connections per direction, fixed or rewired by Deep-R. With x_t the flattened di
   LIF with du = 1, dv = 1 - beta, vth = threshold, bias_mant = b and the recurrence in Dense/Sparse.
   Only spikes cross between modules.
 
+Interconnect onset (``interconnect_onset`` = k, 1-based): steps t < k use only the diagonal blocks
+of W_rec (the recurrence inside each module), steps t >= k the whole matrix, so the spikes (or
+states) of step t - 1 reach the other modules from step k on. k = 1 is the plain model above and,
+since the states start at zero, k = 2 gives the same numbers.
+
 Input schemes: ``separate`` (module m sees only digit slot m mod S), ``shared`` (every module sees
 every slot, each through its own weights) and ``fused``: the slots are superimposed, x_0 + x_1,
 into one image that every module sees through one weight matrix W [N, D], so
@@ -75,7 +80,9 @@ class NetworkOutput:
     ``states`` [T, B, N] tanh activations or 0/1 spikes; ``membrane`` [T, B, N] (spiking);
     ``bottleneck`` [T, B, M, k]; ``cross_spikes`` [T, B, M, M] (spiking): entry [t, b, i, j] is the
     number of spikes of module j at step t that reach module i (from neurons with at least one
-    synapse into i; after the bandwidth cap when there is one); the diagonal is zero.
+    synapse into i; after the bandwidth cap when there is one); the diagonal is zero. Spikes of
+    step t are delivered at step t + 1, so with an interconnect onset k (1-based) the entries of
+    steps t < k - 1 are zero: those spikes arrive while the interconnect is still off.
     """
 
     logits: torch.Tensor
@@ -281,12 +288,22 @@ class ModularNetwork(nn.Module):
         logits, module_logits, bottleneck = self._read_out(features)
         return NetworkOutput(logits, module_logits, states, membrane, bottleneck, cross)
 
+    def _intra_only(self, w_rec: torch.Tensor) -> torch.Tensor:
+        """``w_rec`` with the off-diagonal blocks (the interconnect) zeroed."""
+        return w_rec * intra_module_mask(self.n_modules, self.n_neurons).to(w_rec.device)
+
+    def _crosses(self, t: int) -> bool:
+        """Whether step t (0-based here, 1-based t + 1 in the config) receives the interconnect."""
+        return t + 1 >= self.config.interconnect_onset
+
     def _run_rate(self, drive: torch.Tensor) -> torch.Tensor:
-        w_t = self.recurrent_weight().t()
+        w_rec = self.recurrent_weight()
+        w_t = w_rec.t()
+        w_intra_t = self._intra_only(w_rec).t() if self.config.interconnect_onset > 1 else w_t
         h = drive.new_zeros(drive.shape[1:])
         states = []
         for t in range(len(drive)):
-            h = torch.tanh(torch.addmm(drive[t], h, w_t))
+            h = torch.tanh(torch.addmm(drive[t], h, w_t if self._crosses(t) else w_intra_t))
             states.append(h)
         return torch.stack(states)
 
@@ -297,14 +314,18 @@ class ModularNetwork(nn.Module):
         w_blocks = blocks(w_rec, self.n_modules)
         eligible = self.eligible_sources()
         cap = self.config.bandwidth_cap
+        onset = self.config.interconnect_onset
+        w_intra_t = self._intra_only(w_rec).t() if onset > 1 else w_t
+        no_crossing = torch.zeros_like(eligible)
         spikes = drive.new_zeros(drive.shape[1:])
         mem = drive.new_zeros(drive.shape[1:])
         all_spikes, all_mem = [], []
         for t in range(len(drive)):
             if cap is None:
-                current = torch.addmm(drive[t], spikes, w_t)
+                current = torch.addmm(drive[t], spikes, w_t if self._crosses(t) else w_intra_t)
             else:
-                current = drive[t] + self._capped_recurrent_current(spikes, w_blocks, eligible, cap)
+                reach = eligible if self._crosses(t) else no_crossing
+                current = drive[t] + self._capped_recurrent_current(spikes, w_blocks, reach, cap)
             spikes, mem = lif(current, mem)
             all_spikes.append(spikes)
             all_mem.append(mem)
@@ -314,6 +335,8 @@ class ModularNetwork(nn.Module):
         cross = torch.einsum("tbjc,ijc->tbij", per_module, eligible.to(per_module.dtype))
         if cap is not None:
             cross = cross.clamp(max=cap)
+        if onset > 2:  # spikes of steps before onset - 1 arrive while the interconnect is off
+            cross[: onset - 2] = 0
         return spikes_t, mem_t, cross
 
     def _capped_recurrent_current(
@@ -323,7 +346,8 @@ class ModularNetwork(nn.Module):
 
         A router serves spikes in address order: of the spiking neurons of module j with a synapse
         into module i, the ``cap`` with the lowest index pass; the others are dropped for i only.
-        Spikes inside a module are never capped.
+        Spikes inside a module are never capped. Before the interconnect onset ``eligible`` is all
+        False, so no spike crosses.
         """
         s = spikes.unflatten(-1, (self.n_modules, self.n_neurons))  # [B, M, n]
         candidates = s[:, None] * eligible  # [B, i, j, n]

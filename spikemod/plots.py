@@ -21,6 +21,7 @@ a dot.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
@@ -33,6 +34,7 @@ __all__ = [
     "METRIC_LABELS",
     "architecture",
     "input_condition",
+    "interconnect_onset",
     "metrics_in",
     "final_specialization",
     "seed_statistics",
@@ -66,11 +68,20 @@ def architecture(row: Dict[str, Any]) -> str:
 
 
 def input_condition(row: Dict[str, Any]) -> str:
-    """The temporal input of a run: static, structured noise at ratio r, or random onsets."""
+    """The temporal input of a run: static, structured noise at ratio r, or random onsets, with
+    ", interconnect on at step k" when the interconnect switches on after step 1."""
     ratio = row["config.task.noise_ratio"]
     if row["config.task.random_onset"]:
-        return f"random onsets (noise r = {ratio:g})"
-    return f"noise r = {ratio:g}" if ratio > 0 else "static input"
+        condition = f"random onsets (noise r = {ratio:g})"
+    else:
+        condition = f"noise r = {ratio:g}" if ratio > 0 else "static input"
+    onset = interconnect_onset(row)
+    return condition if onset == 1 else f"{condition}, interconnect on at step {onset}"
+
+
+def interconnect_onset(row: Dict[str, Any]) -> int:
+    """The run's interconnect onset (1 for runs stored before the field existed)."""
+    return int(row.get("config.model.interconnect_onset", 1))
 
 
 def metrics_in(table: ResultTable) -> List[str]:
@@ -342,8 +353,9 @@ def fig4_dynamics(
     table: ResultTable, out_dir: "str | Path", metric: str = "retraining", name: str = "fig4_dynamics"
 ) -> List[Path]:
     """F per time step: one panel per input condition (columns) and variant (rows; side by side when
-    there is a single condition), one line per synapse count. A dashed line marks step 2, the first
-    step at which module states can carry information from the other module (states start at zero)."""
+    there is a single condition), one line per synapse count. A dashed line marks the first step at
+    which module states can carry information from the other module: step 2 (states start at zero),
+    or the interconnect onset k when it is later ("interconnect on at step k" panels)."""
     if metric not in metrics_in(table):
         raise ValueError(f"metric {metric!r} is not in the results; stored: {', '.join(metrics_in(table))}")
     conditions = sorted({input_condition(r) for r in table}, key=_condition_order)
@@ -358,6 +370,7 @@ def fig4_dynamics(
         for j, condition in enumerate(conditions):
             row, column = (0, i) if single else (i, j)
             ax = axes[row, column]
+            first_crossing = 2
             for count in synapses:
                 rows = [
                     r
@@ -368,6 +381,7 @@ def fig4_dynamics(
                 ]
                 if not rows:
                     continue
+                first_crossing = max(2, interconnect_onset(rows[0]))
                 per_step = np.stack([np.asarray(r[f"specialization.{metric}.F"], dtype=float) for r in rows])
                 steps = np.asarray(rows[0]["specialization.steps"])
                 mean = per_step.mean(axis=0)
@@ -375,7 +389,7 @@ def fig4_dynamics(
                 label = f"{count} synapse" + ("s" if count != 1 else "")
                 ax.plot(steps, mean, "-o", color=colors[count], label=label, markersize=3)
                 ax.fill_between(steps, mean - std, mean + std, color=colors[count], alpha=0.2, linewidth=0)
-            ax.axvline(2, color="0.3", linestyle="--", linewidth=0.8)
+            ax.axvline(first_crossing, color="0.3", linestyle="--", linewidth=0.8)
             ax.set_ylim(-0.02, 1.02)
             ax.grid(alpha=0.3)
             if row == 0:
@@ -390,8 +404,11 @@ def fig4_dynamics(
     return _save(figure, out_dir, name)
 
 
-def _condition_order(condition: str) -> Tuple[int, str]:
-    return (0 if condition == "static input" else 1 if condition.startswith("noise") else 2, condition)
+def _condition_order(condition: str) -> Tuple[int, str, int, str]:
+    group = 0 if condition.startswith("static input") else 1 if condition.startswith("noise") else 2
+    onset = re.search(r"interconnect on at step (\d+)$", condition)
+    base = condition[: onset.start()] if onset else condition
+    return (group, base, int(onset.group(1)) if onset else 1, condition)
 
 
 def _viridis(fraction: float) -> Tuple[float, float, float, float]:

@@ -25,6 +25,9 @@ Definitions (modules own the contiguous index ranges [m·n, (m+1)·n)):
   multiply-accumulate (MAC) per existing synapse per step, the work of an implementation that
   skips absent synapses (a dense N×N matmul, as torch runs it, does N² per step). Every emitted
   event is counted, the last step's included: it is routed and fanned out when it is emitted.
+- **interconnect onset** k (``interconnect_onset``, 1-based): the events of step t reach the
+  other modules at step t + 1, so those of steps t < k - 1 neither cross nor make across-module
+  synaptic ops (the network's ``cross_spikes`` are zero there too); inside-module work is unchanged.
 - **input_ops** [B, M]: input work per target module. Spiking input encodings (``rate``,
   ``latency``): input spikes × their fan-out into the module (synaptic ops on the chip).
   ``direct`` current input: dense MACs on the host, one per nonzero input weight per evaluation
@@ -310,6 +313,22 @@ def _modules(n_total: int, module_size: int) -> int:
     return n_total // module_size
 
 
+def _first_crossing_step(interconnect_onset: int) -> int:
+    """0-based index of the first step whose events cross (delivered at onset or later)."""
+    onset = interconnect_onset
+    if isinstance(onset, bool) or not isinstance(onset, int) or onset < 1:
+        raise ValueError(f"interconnect_onset = {interconnect_onset!r} is invalid: use an integer >= 1")
+    return max(interconnect_onset - 2, 0)
+
+
+def _split_ops(totals: torch.Tensor, crossing_totals: torch.Tensor, fan_out: torch.Tensor) -> torch.Tensor:
+    """Synaptic ops [B, i, j]: every event inside its module, ``crossing_totals`` across modules."""
+    own = torch.eye(fan_out.shape[0], dtype=fan_out.dtype)[..., None]
+    return torch.einsum("bjc,ijc->bij", totals, fan_out * own) + torch.einsum(
+        "bjc,ijc->bij", crossing_totals, fan_out * (1 - own)
+    )
+
+
 def _fan_out(adjacency: torch.Tensor, n_modules: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Fan-out [i, j, c] of neuron c of module j into module i; eligible: >= 1 synapse and i != j."""
     block = blocks(adjacency, n_modules)  # [i, j, target, source]
@@ -365,6 +384,7 @@ def count_spike_trains(
     input_adjacency: Any = None,
     static_input: bool = False,
     bandwidth_cap: Optional[int] = None,
+    interconnect_onset: int = 1,
     energy_model: EnergyModel = EnergyModel(),
 ) -> ResourceCounts:
     """Count the resources of recorded spike trains (torch or numpy, e.g. from Lava).
@@ -374,6 +394,7 @@ def count_spike_trains(
     ``input_adjacency`` [N, K] (nonzero input weights) with ``input_spikes`` [T, B, K] 0/1 for a
     spiking encoding, or without them for current input (host MACs; ``static_input``: computed once
     per sample). ``bandwidth_cap``: the network's per-step, per-direction cap on crossing spikes.
+    ``interconnect_onset``: the network's first step (1-based) that receives the interconnect.
     """
     s = _tensor("spikes", spikes)
     if s.dim() != 3:
@@ -383,10 +404,12 @@ def count_spike_trains(
     n_modules = _modules(n_total, module_size)
     fan_out, eligible = _fan_out(_adjacency(adjacency, n_total), n_modules)
     per_module = s.unflatten(-1, (n_modules, module_size))  # [T, B, j, c]
+    first = _first_crossing_step(interconnect_onset)
     if bandwidth_cap is None:
         totals = per_module.sum(dim=0)  # [B, j, c]
-        crossing = torch.einsum("bjc,ijc->bij", totals, eligible)
-        synaptic_ops = torch.einsum("bjc,ijc->bij", totals, fan_out)
+        crossing_totals = per_module[first:].sum(dim=0)
+        crossing = torch.einsum("bjc,ijc->bij", crossing_totals, eligible)
+        synaptic_ops = _split_ops(totals, crossing_totals, fan_out)
     else:
         if isinstance(bandwidth_cap, bool) or not isinstance(bandwidth_cap, int) or bandwidth_cap < 0:
             raise ValueError(
@@ -394,6 +417,7 @@ def count_spike_trains(
             )
         # Per step and direction the `cap` eligible spiking neurons with the lowest index pass.
         candidates = per_module[:, :, None] * eligible  # [T, B, i, j, c]
+        candidates[:first] = 0  # delivered while the interconnect is off
         passed = candidates * (candidates.cumsum(dim=-1) <= bandwidth_cap)
         own = torch.eye(n_modules, dtype=torch.float64)[..., None]
         routed = passed + per_module[:, :, None] * own
@@ -422,6 +446,7 @@ def count_dense_activity(
     *,
     input_adjacency: Any = None,
     static_input: bool = False,
+    interconnect_onset: int = 1,
     energy_model: EnergyModel = EnergyModel(),
 ) -> ResourceCounts:
     """Count the rate variant: every neuron emits an activation at every step (dense MACs).
@@ -441,13 +466,15 @@ def count_dense_activity(
     n_modules = _modules(n_total, module_size)
     fan_out, eligible = _fan_out(_adjacency(a, n_total), n_modules)
     totals = torch.full((batch_size, n_modules, module_size), float(n_steps), dtype=torch.float64)
+    crossing_steps = max(n_steps - _first_crossing_step(interconnect_onset), 0)
+    crossing_totals = torch.full_like(totals, float(crossing_steps))
     input_kind, input_ops = _input_ops(
         n_modules, batch_size, n_steps, None, input_adjacency, static_input, n_total
     )
     arrays = _counts(
         emitted=totals.sum(dim=2),
-        crossing=torch.einsum("bjc,ijc->bij", totals, eligible),
-        synaptic_ops=torch.einsum("bjc,ijc->bij", totals, fan_out),
+        crossing=torch.einsum("bjc,ijc->bij", crossing_totals, eligible),
+        synaptic_ops=_split_ops(totals, crossing_totals, fan_out),
         input_ops=input_ops,
         neuron_updates=torch.full((batch_size,), float(n_total * n_steps)),
     )
@@ -491,6 +518,7 @@ def count_resources(
             model.n_neurons,
             input_adjacency=input_adjacency,
             static_input=static,
+            interconnect_onset=model.config.interconnect_onset,
             energy_model=energy_model,
         )
     return count_spike_trains(
@@ -501,6 +529,7 @@ def count_resources(
         input_adjacency=input_adjacency,
         static_input=static,
         bandwidth_cap=model.config.bandwidth_cap,
+        interconnect_onset=model.config.interconnect_onset,
         energy_model=energy_model,
     )
 

@@ -128,19 +128,21 @@ def normalize_config(config: RunConfig) -> RunConfig:
 
 
 def run_id(config: RunConfig) -> str:
-    """Stable id of a run: 16 hex digits of the SHA-256 of its canonical config JSON.
+    """Stable id of a run: 16 hex digits of the SHA-256 of the fields where it differs from the defaults.
 
     ``data.data_root`` is left out: where the data lies does not change the run, so a sweep
     resumes on a machine with another data root. Fields left to the variant's default (time steps,
     initialisation) are hashed with the value in effect, so a change of defaults gives new ids
-    instead of silently reusing runs made under the old ones.
+    instead of silently reusing runs made under the old ones. Fields at their default are not
+    hashed, so a field added to the configs later keeps the ids of existing runs.
     """
-    config = config.replace(
-        task={"n_steps": config.n_steps},
-        model={"init": config.model.init_scheme, "init_scale": config.model.uniform_bound},
+    resolved = normalize_config(
+        config.replace(
+            task={"n_steps": config.n_steps},
+            model={"init": config.model.init_scheme, "init_scale": config.model.uniform_bound},
+        )
     )
-    values = normalize_config(config).to_dict()
-    values["data"].pop("data_root")
+    values = {k: v for k, v in config_overrides(resolved).items() if k != "data.data_root"}
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

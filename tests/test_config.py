@@ -28,6 +28,8 @@ def test_round_trip_json_and_yaml(tmp_path):
         (lambda: ModelConfig(n_neurons=25, p=0.001), "ModelConfig.p"),
         (lambda: ModelConfig(variant="lstm"), "ModelConfig.variant"),
         (lambda: ModelConfig(synapses=700, n_neurons=25), "ModelConfig.synapses"),
+        (lambda: ModelConfig(interconnect_onset=0), "ModelConfig.interconnect_onset"),
+        (lambda: ModelConfig(interconnect_onset=2.0), "ModelConfig.interconnect_onset"),
         (lambda: TaskConfig(covariance=-0.1), "TaskConfig.covariance"),
         (lambda: TaskConfig(encoding="latency", noise_ratio=0.2), "TaskConfig.encoding"),
         (lambda: TrainConfig(batch_size=0), "TrainConfig.batch_size"),

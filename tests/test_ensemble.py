@@ -77,6 +77,8 @@ def test_ensemble_refuses_what_it_cannot_batch():
     base = _config("rate", 1, 0.25, 0.0)
     with pytest.raises(EnsembleError, match="Deep-R.*train it alone"):
         train_ensemble([base.replace(model={"deep_r": True})])
+    with pytest.raises(EnsembleError, match="interconnect switches on at step 3.*train it alone"):
+        train_ensemble([base.replace(model={"interconnect_onset": 3})])
     with pytest.raises(EnsembleError, match="differ only in seed"):
         train_ensemble([base, base.replace(train={"lr": 0.01})])
     assert ensemble_key(base) == ensemble_key(base.replace(seed=9, model={"p": 0.5}, task={"covariance": 0.3}))

@@ -94,6 +94,30 @@ def test_fig2_summary_reports_the_seed_statistics(sweep_store):
     assert spiking[-1].split(" | ")[-1] == "300.0 ± 0.0 |"
 
 
+def test_input_conditions_name_and_order_the_interconnect_onset():
+    def row(ratio=0.0, random_onset=False, **model):
+        return {"config.task.noise_ratio": ratio, "config.task.random_onset": random_onset, **model}
+
+    assert plots.input_condition(row()) == "static input"
+    assert plots.input_condition(row(**{"config.model.interconnect_onset": 1})) == "static input"
+    late = plots.input_condition(row(**{"config.model.interconnect_onset": 10}))
+    assert late == "static input, interconnect on at step 10"
+    names = [
+        plots.input_condition(row(0.4, True)),
+        late,
+        plots.input_condition(row(0.4)),
+        plots.input_condition(row(**{"config.model.interconnect_onset": 3})),
+        plots.input_condition(row()),
+    ]
+    assert sorted(names, key=plots._condition_order) == [
+        "static input",
+        "static input, interconnect on at step 3",
+        "static input, interconnect on at step 10",
+        "noise r = 0.4",
+        "random onsets (noise r = 0.4)",
+    ]
+
+
 def test_seed_statistics_ignore_missing_values():
     mean, std, count = plots.seed_statistics([0.2, float("nan"), 0.4])
     assert (round(mean, 6), round(std, 6), count) == (0.3, round(np.std([0.2, 0.4], ddof=1), 6), 2)
@@ -124,8 +148,11 @@ def test_full_modes_match_the_papers_settings(scripts):
     assert schemes == {("separate", "separate"), ("separate", "shared"), ("shared", "shared")}
     fig4_args = fig4.make_parser("", "fig4").parse_args([])
     fig4_args.conditions = list(fig4.CONDITIONS)
-    tasks = {(c.task.noise_ratio, c.task.random_onset) for c in fig4.configs(fig4_args)}
-    assert tasks == {(0.0, False), (0.4, False), (0.9, False), (0.4, True)}
+    fig4_configs = fig4.configs(fig4_args)
+    assert len(fig4_configs) == 108
+    conditions = {(c.task.noise_ratio, c.task.random_onset, c.model.interconnect_onset) for c in fig4_configs}
+    static = {(0.0, False, onset) for onset in (1, 3, 5)}
+    assert conditions == static | {(0.4, False, 1), (0.9, False, 1), (0.4, True, 1)}
 
 
 def test_quick_script_runs_resumes_and_redraws(scripts, tmp_path, monkeypatch):

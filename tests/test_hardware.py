@@ -316,6 +316,10 @@ def test_unexportable_models_fail_with_clear_errors():
     with pytest.raises(ExportError, match="bandwidth cap"):
         describe(build_model(config, n_inputs=N_INPUTS), config)
 
+    config = _config(interconnect_onset=3)
+    with pytest.raises(ExportError, match="interconnect onset at step 3 has no Lava equivalent"):
+        describe(build_model(config, n_inputs=N_INPUTS), config)
+
     config = _config(variant="rate")
     with pytest.raises(ExportError, match="only spiking networks"):
         describe(build_model(config, n_inputs=N_INPUTS), config)

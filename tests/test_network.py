@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from spikemod.config import ModelConfig
-from spikemod.connectivity import blocks
+from spikemod.connectivity import blocks, intra_module_mask
 from spikemod.network import ModularNetwork, competitive_max
 from spikemod.training import task_loss
 
@@ -332,3 +332,82 @@ def test_network_does_not_leak_into_snntorch_registry():
     for _ in range(3):
         _net(variant="spiking")
     assert len(snntorch.SpikingNeuron.instances) == before
+
+
+# ----- interconnect onset -----
+
+ONSET_VARIANTS = [dict(variant="rate"), dict(variant="spiking"), dict(variant="spiking", bandwidth_cap=2)]
+
+
+def _onset_net(onset: int, **fields) -> ModularNetwork:
+    torch.manual_seed(11)  # the same weights for every onset
+    return _net(p=1.0, interconnect_onset=onset, **fields)
+
+
+def _without_interconnect(net: ModularNetwork) -> ModularNetwork:
+    """The same network with its off-diagonal blocks zeroed and the interconnect always on."""
+    plain = _onset_net(1, **{k: getattr(net.config, k) for k in ("variant", "bandwidth_cap")})
+    plain.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        plain.w_rec.mul_(intra_module_mask(2, 6))
+    return plain
+
+
+@pytest.mark.parametrize("fields", ONSET_VARIANTS)
+def test_interconnect_onset_one_or_two_is_the_plain_network(fields):
+    x = _input(steps=6)
+    plain = _onset_net(1, **fields)
+    reference = plain(x)
+    assert reference.states.unflatten(-1, (2, 6)).sum() > 0
+    for onset in (1, 2):  # states start at zero: nothing crosses at step 1 either way
+        net = _onset_net(onset, **fields)
+        out = net(x)
+        assert torch.equal(out.states, reference.states) and torch.equal(out.logits, reference.logits)
+        if net.spiking:
+            assert torch.equal(out.cross_spikes, reference.cross_spikes)
+            assert torch.equal(out.membrane, reference.membrane)
+
+
+@pytest.mark.parametrize("fields", ONSET_VARIANTS)
+def test_interconnect_onset_after_the_run_is_no_interconnect(fields):
+    x = _input(steps=5)
+    net = _onset_net(7, **fields)  # step 6 would be the first to receive the interconnect
+    out = net(x)
+    isolated = _without_interconnect(net)(x)
+    assert torch.equal(out.states, isolated.states) and torch.equal(out.logits, isolated.logits)
+    if net.spiking:
+        assert out.states.sum() > 0 and out.cross_spikes.sum() == 0
+
+
+@pytest.mark.parametrize("fields", ONSET_VARIANTS)
+def test_interconnect_switches_on_at_the_onset_step(fields):
+    onset, steps = 4, 7
+    x = _input(steps=steps)
+    net = _onset_net(onset, **fields)
+    out = net(x)
+    isolated = _without_interconnect(net)(x)
+    full = _onset_net(1, **fields)(x)
+    # Steps 1 .. onset - 1 (0-based 0 .. onset - 2) see only the modules' own recurrence ...
+    assert torch.equal(out.states[: onset - 1], isolated.states[: onset - 1])
+    # ... and from the onset step on the interconnect acts: the states leave the isolated ones.
+    assert not torch.equal(out.states[onset - 1 :], isolated.states[onset - 1 :])
+    assert not torch.equal(out.states, full.states)
+    # Reference: the recurrence with the interconnect switched on at step `onset`.
+    w_in, b = net.input_weight(), net.bias()
+    w_full = net.recurrent_weight()
+    w_intra = w_full * intra_module_mask(2, 6)
+    if not net.spiking:
+        h = torch.zeros(5, 12)
+        for t in range(steps):
+            w = w_full if t + 1 >= onset else w_intra
+            h = torch.tanh(x[t].flatten(1) @ w_in.T + h @ w.T + b)
+            assert torch.allclose(out.states[t], h, atol=1e-6)
+        return
+    # Spikes of step t arrive at step t + 1: those of steps t < onset - 1 never cross.
+    assert out.cross_spikes[: onset - 2].sum() == 0
+    eligible = net.eligible_sources().float()
+    per_direction = torch.einsum("tbjc,ijc->tbij", out.states.unflatten(-1, (2, 6)), eligible)
+    if net.config.bandwidth_cap is not None:
+        per_direction = per_direction.clamp(max=net.config.bandwidth_cap)
+    assert torch.equal(out.cross_spikes[onset - 2 :], per_direction[onset - 2 :])
+    assert out.cross_spikes[onset - 2 :].sum() > 0

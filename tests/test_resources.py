@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from spikemod.config import DataConfig, ModelConfig, RunConfig, TaskConfig
+from spikemod.connectivity import intra_module_mask
 from spikemod.network import ModularNetwork
 from spikemod.resources import (
     EnergyModel,
@@ -197,6 +198,56 @@ def test_rate_variant_counts_dense_macs_per_existing_synapse():
     assert counts.crossing[0].tolist() == [[0, 0], [5, 0]]
     assert counts.input_ops[0].tolist() == [2 * 7 * 5, 2 * 7 * 5]
     assert counts.neuron_updates.tolist() == [20] * 3
+
+
+@pytest.mark.parametrize("cap", [None, 2])
+def test_interconnect_onset_drops_crossing_and_across_ops_before_it(cap):
+    onset = 4
+    cfg = ModelConfig(
+        variant="spiking", n_modules=3, n_neurons=6, synapses=4, threshold=0.1, init="pytorch",
+        bandwidth_cap=cap, interconnect_onset=onset,
+    )
+    model = ModularNetwork(cfg, n_inputs=5, n_slots=2)
+    x = torch.rand(6, 4, 2, 5)
+    with torch.no_grad():
+        out = model(x)
+    counts = count_resources(model, out, x)
+    np.testing.assert_array_equal(counts.crossing, out.cross_spikes.sum(0).long().numpy())
+    mask = model.recurrent_mask()
+    intra = intra_module_mask(3, 6)
+    if cap is None:  # inside: every spike; across: only spikes of steps >= onset - 1 (delivered from onset on)
+        expected = brute_force_synaptic_ops(out.states, mask & intra, 6)
+        expected += brute_force_synaptic_ops(out.states[onset - 2 :], mask & ~intra, 6)
+        np.testing.assert_array_equal(counts.synaptic_ops, expected)
+    early = count_spike_trains(out.states[: onset - 2], mask, 6, bandwidth_cap=cap)
+    assert early.crossing.sum() > 0  # the onset did drop crossing spikes
+    always = count_spike_trains(out.states, mask, 6, bandwidth_cap=cap)
+    np.testing.assert_array_equal(counts.crossing, always.crossing - early.crossing)
+    np.testing.assert_array_equal(counts.across_ops, always.across_ops - early.across_ops)
+    np.testing.assert_array_equal(counts.inside_ops, always.inside_ops)
+    for onset in (1, 2):  # the default: every spike crosses
+        same = count_spike_trains(out.states, mask, 6, bandwidth_cap=cap, interconnect_onset=onset)
+        np.testing.assert_array_equal(same.synaptic_ops, always.synaptic_ops)
+        np.testing.assert_array_equal(same.crossing, always.crossing)
+    with pytest.raises(ValueError, match="interconnect_onset = 0 is invalid"):
+        count_spike_trains(out.states, mask, 6, interconnect_onset=0)
+
+
+def test_rate_counts_with_interconnect_onset():
+    # T = 5, onset 4: the activations of steps 3, 4, 5 cross (delivered at steps 4, 5 and after).
+    counts = count_dense_activity(5, 3, HAND_ADJACENCY, 2, interconnect_onset=4)
+    assert counts.synaptic_ops[0].tolist() == [[10, 0], [3, 10]]
+    assert counts.crossing[0].tolist() == [[0, 0], [3, 0]]
+    late = count_dense_activity(5, 1, HAND_ADJACENCY, 2, interconnect_onset=9)
+    assert late.crossing.sum() == 0 and late.synaptic_ops[0].tolist() == [[10, 0], [0, 10]]
+    cfg = ModelConfig(variant="rate", n_neurons=5, synapses=3, interconnect_onset=3)
+    model = ModularNetwork(cfg, n_inputs=4)
+    x = torch.randn(5, 2, 2, 4)
+    with torch.no_grad():
+        out = model(x)
+    counts = count_resources(model, out, x)
+    assert counts.inside_ops.tolist() == [5 * 2 * 5 * 4] * 2
+    assert counts.across_ops.tolist() == [4 * 2 * 3] * 2
 
 
 def test_rate_network_counts_follow_its_masks():

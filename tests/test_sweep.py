@@ -17,6 +17,7 @@ import torch
 from spikemod.config import ConfigError, DataConfig, MetricConfig, ModelConfig, RunConfig, TrainConfig
 from spikemod.executors import make_chunks, plan_sweep, run_local, shape_key
 from spikemod.results import ResultStore, ResultTable, load_results, read_tree, table_differences, write_tree
+from spikemod import sweep
 from spikemod.sweep import SweepSpec, config_overrides, parse_grid_option, run_id
 
 #: A run of about a second or less: the offline digits set, tiny modules, one epoch.
@@ -52,6 +53,17 @@ def test_grid_expands_in_order_with_coerced_values():
     assert all(isinstance(c.model.p, float) for c in configs)  # the integer 1 became 1.0
     assert configs[3] == TINY.replace(model={"p": 1.0}, seed=0)
     assert len({run_id(c) for c in configs}) == 6
+
+
+def test_run_id_hashes_only_fields_off_their_defaults(monkeypatch):
+    before = run_id(TINY)
+    assert run_id(TINY.replace(model={"interconnect_onset": 3})) != before
+    # a field at its default does not enter the id, so configs that lacked it keep their ids
+    fields = sweep.config_fields()
+    monkeypatch.setattr(
+        sweep, "config_fields", lambda: {k: v for k, v in fields.items() if k != "model.interconnect_onset"}
+    )
+    assert run_id(TINY) == before
 
 
 def test_run_id_is_canonical():

@@ -1,15 +1,16 @@
 """Fig. 4 of "Dynamics" for rate and spiking networks: specialization at every time step.
 
 Fused-pathway networks (separate input, shared readout) of n = 25 neurons with 1, 10 and 100
-synapses per direction, measured at every step under four input conditions: static input, dynamic
-structured noise at two levels (r = 0.4, the reference code's default, and r = 0.9, the paper's
-code example), and random digit onsets (each digit switched on at a random step, pure noise before,
-r = 0.4 after). 3 seeds, full MNIST pairs, 5 epochs (72 runs).
+synapses per direction, measured at every step under six input conditions: static input, static
+input with the interconnect switched on at step 3 or 5 (panel A; ``model.interconnect_onset``:
+before that step only the recurrence inside each module acts), dynamic structured noise at two
+levels (r = 0.4, the reference code's default, and r = 0.9, the paper's code example), and random
+digit onsets (each digit switched on at a random step, pure noise before, r = 0.4 after). 3 seeds,
+full MNIST pairs, 5 epochs (108 runs; the onset runs train one by one, not in ensembles).
 
-The papers' panel A also switches the interconnect on at later steps. The model has no such switch:
-states start at zero, so inter-module information reaches a module from step 2 on, the only timing
-shown here (dashed line). With random onsets F is averaged over all onset times (the paper splits
-it by onset pair).
+The dashed line marks the first step at which inter-module information can reach a module: step 2
+(states start at zero) or the interconnect onset. With random onsets F is averaged over all onset
+times (the paper splits it by onset pair).
 
     SPIKEMOD_DATA=/path/to/data python experiments/fig4_dynamics.py --workers 2
     python experiments/fig4_dynamics.py --quick          # offline smoke run, a few minutes
@@ -28,12 +29,15 @@ from common import base_config, main_guard, make_parser, run_experiment, seeds
 from spikemod.config import RunConfig
 
 SYNAPSES = (1, 10, 100)
-#: Input conditions as TaskConfig fields.
-CONDITIONS: Dict[str, Dict[str, object]] = {
-    "static": {"noise_ratio": 0.0, "random_onset": False},
-    "noise-0.4": {"noise_ratio": 0.4, "random_onset": False},
-    "noise-0.9": {"noise_ratio": 0.9, "random_onset": False},
-    "onset": {"noise_ratio": 0.4, "random_onset": True},
+STATIC = {"noise_ratio": 0.0, "random_onset": False}
+#: Input conditions as config sections: TaskConfig fields and, optionally, ModelConfig fields.
+CONDITIONS: Dict[str, Dict[str, Dict[str, object]]] = {
+    "static": {"task": STATIC},
+    "static-on-3": {"task": STATIC, "model": {"interconnect_onset": 3}},
+    "static-on-5": {"task": STATIC, "model": {"interconnect_onset": 5}},
+    "noise-0.4": {"task": {"noise_ratio": 0.4, "random_onset": False}},
+    "noise-0.9": {"task": {"noise_ratio": 0.9, "random_onset": False}},
+    "onset": {"task": {"noise_ratio": 0.4, "random_onset": True}},
 }
 
 
@@ -48,8 +52,9 @@ def configs(args) -> List[RunConfig]:
                 "p": count / n**2,
                 "input_scheme": "separate",
                 "readout_scheme": "shared",
+                **CONDITIONS[condition].get("model", {}),
             },
-            task=CONDITIONS[condition],
+            task=CONDITIONS[condition]["task"],
             seed=seed,
         )
         for seed in seeds(args)

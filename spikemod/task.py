@@ -140,9 +140,15 @@ def structured_noise(
             f"structured noise averages {n_samples} batch samples but the batch has only {batch}; "
             "use a larger batch or a smaller TaskConfig.noise_samples"
         )
-    picks = torch.rand(n_steps, batch, batch, generator=generator).argsort(-1)[..., :n_samples]
+    # the n_samples smallest of B uniform draws: a uniform choice without replacement
+    picks = torch.rand(n_steps, batch, batch, generator=generator).topk(n_samples, dim=-1, largest=False).indices
     masks = torch.rand((n_steps, n_samples) + images.shape[1:], generator=generator) < 1.0 / n_samples
-    return (images[picks] * masks[:, None]).mean(2)
+    # accumulate one drawn sample at a time rather than gathering all [T, B, k, ...] at once
+    masks = masks.to(images.dtype)
+    noise = images[picks[..., 0]] * masks[:, 0, None]
+    for j in range(1, n_samples):
+        noise.addcmul_(images[picks[..., j]], masks[:, j, None])
+    return noise / n_samples
 
 
 def temporal_input(

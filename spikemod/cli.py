@@ -237,8 +237,8 @@ def _measure(args: argparse.Namespace) -> int:
     if _is_lava_description(args.checkpoint):
         # An exported network: the same metric suite on the spikes that Lava (float and fixed
         # point) and snnTorch produce for it, side by side.
-        args.description, args.scale, args.batch_size, args.specialization = args.checkpoint, None, None, True
-        return _run_hardware(lambda: _fidelity(args))
+        data = _data_overrides(args, ("data_root", "n_test", "n_train"))
+        return _run_hardware(lambda: _print_fidelity(args.checkpoint, args.out, specialization=True, **data))
     metrics: Dict[str, Any] = {}
     if args.metrics:
         metrics["metrics"] = tuple(name.strip() for name in args.metrics.split(","))
@@ -390,9 +390,7 @@ def fidelity_command(subparsers: Any) -> None:
 
 
 def _fidelity(args: argparse.Namespace) -> int:
-    from .hardware.commands import fidelity_of_description
-
-    report, path = fidelity_of_description(
+    return _print_fidelity(
         args.description,
         args.out,
         scale=args.scale,
@@ -400,6 +398,13 @@ def _fidelity(args: argparse.Namespace) -> int:
         specialization=args.specialization,
         **_data_overrides(args, ("data_root", "n_test", "n_train")),
     )
+
+
+def _print_fidelity(description: str, out: Optional[str], **options: Any) -> int:
+    """Run :func:`~spikemod.hardware.commands.fidelity_of_description` and print its report."""
+    from .hardware.commands import fidelity_of_description
+
+    report, path = fidelity_of_description(description, out, **options)
     print(report.table())
     print(f"results: {path} (group 'fidelity')")
     return 0

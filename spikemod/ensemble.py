@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import snntorch as snn
 import torch
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigError, RunConfig
+from .data import ImageSet
 from .network import ModularNetwork, competitive_max
 from .task import PairDataset
 from .training import (
@@ -47,7 +49,7 @@ from .training import (
     network_input,
 )
 
-__all__ = ["EnsembleError", "ensemble_key", "unsupported_reason", "ModularEnsemble", "train_ensemble"]
+__all__ = ["EnsembleError", "ensemble_key", "unsupported_reason", "ModularEnsemble", "gather_images", "train_ensemble"]
 
 
 class EnsembleError(ConfigError):
@@ -101,9 +103,10 @@ def _check(configs: Sequence[RunConfig]) -> None:
 class ModularEnsemble(nn.Module):
     """K same-shape networks as one module with stacked parameters [K, ...].
 
-    ``forward(x [T, K, B, S, D], static)`` -> (logits [T, K, B, H, C], cross spikes
-    [T, K, B, M, M] or None). Parameters are named like the networks' own with ``.`` -> ``__``.
-    The masks of each network are kept: masked weights stay exactly zero.
+    ``forward(x [T, K, B, S, D], static, last_only)`` -> (logits [T, K, B, H, C], spikes
+    [T, K, B, N] or None). Parameters are named like the networks' own with ``.`` -> ``__``; with
+    separate input, ``w_in`` holds only each module's own block (see :meth:`_own_blocks`). The
+    masks of each network are kept: masked weights stay exactly zero.
     """
 
     def __init__(self, models: Sequence[ModularNetwork]) -> None:
@@ -114,14 +117,16 @@ class ModularEnsemble(nn.Module):
         self.n_networks = len(models)
         self.spiking = first.spiking
         self.names = [name for name, _ in first.named_parameters()]
-        self.stacked = nn.ParameterDict(
-            {
-                name.replace(".", "__"): nn.Parameter(
-                    torch.stack([dict(m.named_parameters())[name].detach() for m in models])
-                )
-                for name in self.names
-            }
-        )
+        self.separate_input = first.config.input_scheme == "separate"
+        # separate input: module m reads only slot m mod S
+        self.register_buffer("slot_of_module", torch.arange(first.n_modules) % first.n_slots, persistent=False)
+        stacked = {}
+        for name in self.names:
+            value = torch.stack([dict(m.named_parameters())[name].detach() for m in models])
+            if name == "w_in" and self.separate_input:
+                value = self._own_blocks(value)
+            stacked[name.replace(".", "__")] = nn.Parameter(value)
+        self.stacked = nn.ParameterDict(stacked)
         self.register_buffer("recurrent_masks", torch.stack([m.recurrent_mask() for m in models]))
         eligible = torch.stack([m.eligible_sources() for m in models]).float()  # [K, M, M, n]
         self.register_buffer("eligible", eligible)
@@ -136,41 +141,69 @@ class ModularEnsemble(nn.Module):
 
     def network_state(self, k: int) -> Dict[str, torch.Tensor]:
         """Copies of network ``k``'s parameters, by the network's parameter names."""
-        return {name: self.param(name)[k].detach().clone() for name in self.names}
+        state = {name: self.param(name)[k].detach().clone() for name in self.names if name != "w_in"}
+        if self.separate_input:
+            t = self.template
+            w_in = torch.zeros(t.n_modules, t.n_neurons, t.n_slots, t.n_inputs)
+            own = self.param("w_in").detach()  # [M, K, n, D]
+            for m, slot in enumerate(self.slot_of_module.tolist()):
+                w_in[m, :, slot] = own[m, k]
+            state["w_in"] = w_in.view(t.n_total, t.n_slots * t.n_inputs)
+        else:
+            state["w_in"] = self.param("w_in")[k].detach().clone()
+        return state
+
+    def _own_blocks(self, w_in: torch.Tensor) -> torch.Tensor:
+        """Separate input: the unmasked blocks of W_in [K, N, S·D] as [M, K, n, D] (module m from its slot).
+
+        Only these blocks are trained: the masked rest is zero, gets zero gradients and stays zero
+        under Adam(W) and Adadelta, so leaving it out changes no number and halves the work.
+        """
+        t = self.template
+        blocks = w_in.view(len(w_in), t.n_modules, t.n_neurons, t.n_slots, t.n_inputs)
+        return torch.stack([blocks[:, m, :, slot] for m, slot in enumerate(self.slot_of_module.tolist())])
 
     # ----- forward -----
 
-    def forward(self, x: torch.Tensor, static: bool = False):
+    def forward(self, x: torch.Tensor, static: bool = False, last_only: bool = False):
+        """Logits [T, K, B, H, C] (``last_only``: only the last step's, [1, K, B, H, C], all that the
+        loss and the accuracy use) and the spikes [T, K, B, N] (spiking) or None."""
         t = self.template
         n_steps = x.shape[0]
         current = self._input_current(x[:1] if static else x)  # [T', K, B, N]
-        drive = (current + self.param("b")[:, None]).expand(n_steps, *current.shape[1:])
+        drive = current + self.param("b")[:, None]
+        # static input: one drive tensor reused at every step (its gradients add up)
+        drives = [drive[0]] * n_steps if static else drive.unbind(0)
         w_t = (self.param("w_rec") * self.recurrent_masks).transpose(1, 2)
         state = drive.new_zeros(drive.shape[1:])
         states = []
-        cross = None
         if self.spiking:
             mem = drive.new_zeros(drive.shape[1:])
-            for step in range(n_steps):
-                state, mem = self.lif(torch.baddbmm(drive[step], state, w_t), mem)
+            for step_drive in drives:
+                state, mem = self.lif(torch.baddbmm(step_drive, state, w_t), mem)
                 states.append(state)
             self.lif.reset_mem()
-            states_t = torch.stack(states)
-            per_module = states_t.detach().unflatten(-1, (t.n_modules, t.n_neurons))
-            cross = torch.einsum("tkbjc,kijc->tkbij", per_module, self.eligible)
-            features = states_t if t.config.spike_readout == "membrane" else states_t.cumsum(dim=0)
-        else:
-            for step in range(n_steps):
-                state = torch.tanh(torch.baddbmm(drive[step], state, w_t))
-                states.append(state)
-            features = torch.stack(states)
-        return self._read_out(features), cross
+            spikes = torch.stack(states)
+            features = spikes if t.config.spike_readout == "membrane" else spikes.cumsum(dim=0)
+            return self._read_out(features, last_only), spikes.detach()
+        for step_drive in drives:
+            state = torch.tanh(torch.baddbmm(step_drive, state, w_t))
+            states.append(state)
+        features = state[None] if last_only else torch.stack(states)
+        return self._read_out(features, last_only), None
+
+    def cross_spikes(self, spikes: torch.Tensor) -> torch.Tensor:
+        """Spikes sent across the interconnect [T, K, B, M, M] ([i, j]: from module j into module i)."""
+        t = self.template
+        per_module = spikes.unflatten(-1, (t.n_modules, t.n_neurons))
+        return torch.einsum("tkbjc,kijc->tkbij", per_module, self.eligible)
 
     def _input_current(self, x: torch.Tensor) -> torch.Tensor:
         """W_in·x per network: [T, K, B, S, D] -> [T, K, B, N].
 
-        Separate input multiplies each module's block of W_in by its own slot only (the other
-        blocks are masked to zero), half the arithmetic of the full masked product.
+        Separate input is one batched matmul over (module, network) of each module's own block
+        with its own slot: half the arithmetic of the masked product, and no copy of x when x is
+        laid out slot-major ([T, S, K, B, D] in memory, as :func:`gather_images` makes it).
         """
         t = self.template
         w_in = self.param("w_in")
@@ -179,29 +212,47 @@ class ModularEnsemble(nn.Module):
             return torch.einsum("tkbd,knd->tkbn", x.sum(dim=3), w_in)
         if scheme == "shared":
             return torch.einsum("tkbi,kni->tkbn", x.flatten(3), w_in * t.input_mask)
-        modules = torch.arange(t.n_modules)
-        slots = modules % t.n_slots
-        w = w_in.unflatten(1, (t.n_modules, t.n_neurons)).unflatten(3, (t.n_slots, t.n_inputs))
-        w_own = w[:, modules, :, slots]  # [M, K, n, D]: module m's weights from its slot
-        return torch.einsum("tkbmd,mknd->tkbmn", x[..., slots, :], w_own).flatten(-2)
+        n_steps, k, b, n_slots, d = x.shape
+        m, n = t.n_modules, t.n_neurons
+        per_slot = x.permute(0, 3, 1, 2, 4)  # [T, S, K, B, D]
+        per_module = per_slot if m == n_slots else per_slot[:, self.slot_of_module]
+        rows = per_module.permute(1, 2, 0, 3, 4).reshape(m * k, n_steps * b, d)
+        # W·xᵀ ([n, T·B] per module and network): faster on the CPU than x·Wᵀ, and so is its weight gradient
+        current = torch.bmm(w_in.view(m * k, n, d), rows.transpose(1, 2))  # [M·K, n, T·B]
+        return current.view(m, k, n, n_steps, b).permute(3, 1, 4, 0, 2).reshape(n_steps, k, b, m * n)
 
-    def _read_out(self, features: torch.Tensor) -> torch.Tensor:
+    def _read_out(self, features: torch.Tensor, last_only: bool) -> torch.Tensor:
+        """Logits from the features [T, K, B, N]; ``last_only``: of the last step only.
+
+        The membrane readout's last step is V_T = Σ_t beta^(T-1-t)·f(z_t), and the readout f
+        (bottleneck included) is affine, so it equals f applied to Σ_t beta^(T-1-t)·z_t with its
+        biases scaled by Σ_t beta^(T-1-t): one readout instead of T.
+        """
         t = self.template
+        integrates = t.spiking and t.config.spike_readout == "membrane"
+        bias_scale: Union[float, torch.Tensor] = 1.0
+        if last_only and integrates:
+            decay = t.config.beta ** torch.arange(len(features) - 1, -1, -1, dtype=features.dtype)
+            features, bias_scale = torch.tensordot(decay, features, dims=1)[None], decay.sum()
+        elif last_only:
+            features = features[-1:]
         z = features.unflatten(-1, (t.n_modules, t.n_neurons))  # [T, K, B, M, n]
         if t.bottleneck is not None:
-            z = self._module_linear("bottleneck", z)
+            z = self._module_linear("bottleneck", z, bias_scale)
         heads = (t.n_heads, t.n_classes)
         if t.config.readout_scheme == "separate":
-            out = self._module_linear("readout", z).unflatten(-1, heads).transpose(3, 4)
-            logits, _ = competitive_max(t._integrate(out))
+            out = self._module_linear("readout", z, bias_scale)  # [T, K, B, M, H·C]
+            out = out if last_only else t._integrate(out)
+            logits, _ = competitive_max(out.unflatten(-1, heads).transpose(3, 4))
             return logits
         w, b = self.param("readout.weight"), self.param("readout.bias")
-        out = torch.einsum("tkbi,koi->tkbo", z.flatten(-2), w) + b[:, None]
-        return t._integrate(out.unflatten(-1, heads))
+        out = torch.einsum("tkbi,koi->tkbo", z.flatten(-2), w) + b[:, None] * bias_scale
+        out = out if last_only else t._integrate(out)
+        return out.unflatten(-1, heads)
 
-    def _module_linear(self, name: str, z: torch.Tensor) -> torch.Tensor:
+    def _module_linear(self, name: str, z: torch.Tensor, bias_scale: Union[float, torch.Tensor] = 1.0) -> torch.Tensor:
         w, b = self.param(f"{name}.weight"), self.param(f"{name}.bias")  # [K, M, o, i], [K, M, o]
-        return torch.einsum("tkbmi,kmoi->tkbmo", z, w) + b[:, None]
+        return torch.einsum("tkbmi,kmoi->tkbmo", z, w) + b[:, None] * bias_scale
 
 
 def _losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -217,12 +268,47 @@ def _accuracies(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (logits[-1].argmax(dim=-1) == targets).float().mean(dim=1)
 
 
-def _stacked_input(batches, configs: Sequence[RunConfig], generators: Sequence[torch.Generator]):
-    """Each network's input through :func:`~spikemod.training.network_input`, stacked to [T, K, B, S, D]."""
-    inputs = [network_input(b.images, c, g) for b, c, g in zip(batches, configs, generators)]
-    static = all(s for _, s in inputs)
-    if static:  # the same image at every step, an expanded view: the model projects it once
-        images = torch.stack([b.images for b in batches])
+def gather_images(
+    image_sets: Sequence[ImageSet], indices: torch.Tensor, buffer: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Images of the pairs ``indices`` [K, B, S] (rows of each slot's image set) -> [K, B, S, D].
+
+    One gather per slot straight into a slot-major buffer: the layout the separate input's
+    batched matmul reads without a copy. ``buffer`` (a previous result) is overwritten when
+    its size fits, which saves a fresh large allocation per batch.
+    """
+    k, b, n_slots = indices.shape
+    shape = (n_slots, k * b, image_sets[0].images.shape[1])
+    fits = buffer is not None and buffer.numel() == math.prod(shape)
+    out = buffer.permute(2, 0, 1, 3).view(shape) if fits else torch.empty(shape)
+    for slot, image_set in enumerate(image_sets):
+        torch.index_select(image_set.images, 0, indices[..., slot].reshape(-1), out=out[slot])
+    return out.view(n_slots, k, b, -1).permute(1, 2, 0, 3)
+
+
+def _batches(
+    sets: Sequence[PairDataset], batch_size: int, shuffles: Optional[Sequence[torch.Generator]] = None
+) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """(images [K, B, S, D], targets [K, B, H]) per batch of K data sets that advance together.
+
+    Each set keeps its own pairs and (with ``shuffles``) its own shuffle, as in
+    :meth:`~spikemod.task.PairDataset.batches`; the sets share their image sets (equal data configs).
+    """
+    indices = torch.stack([s.indices for s in sets])  # [K, P, S]
+    targets = torch.stack([s.targets for s in sets])  # [K, P, H]
+    nets = torch.arange(len(sets))[:, None]
+    rows = [s.batch_rows(batch_size, shuffles is not None, shuffles[i] if shuffles else None) for i, s in enumerate(sets)]
+    images = None
+    for batch_rows in zip(*rows):  # each batch's images are overwritten by the next batch's
+        picked = torch.stack(batch_rows)
+        images = gather_images(sets[0].image_sets, indices[nets, picked], images)
+        yield images, targets[nets, picked]
+
+
+def _stacked_input(images: torch.Tensor, configs: Sequence[RunConfig], generators: Sequence[torch.Generator]):
+    """Each network's input through :func:`~spikemod.training.network_input`: images [K, B, S, D] -> [T, K, B, S, D]."""
+    inputs = [network_input(x, c, g) for x, c, g in zip(images, configs, generators)]
+    if all(static for _, static in inputs):  # the same image at every step, an expanded view: projected once
         return images.expand(configs[0].n_steps, *images.shape), True
     return torch.stack([x for x, _ in inputs], dim=1), False
 
@@ -237,17 +323,16 @@ def _evaluate(
     generators = [_generator(c.seed, _EVAL_STREAM) for c in configs]
     batch_size = configs[0].train.batch_size
     loss_sum, correct, cross, count = 0.0, 0.0, 0.0, 0
-    for batches in zip(*(s.batches(batch_size) for s in test_sets)):
-        size = len(batches[0].targets)
+    for images, targets in _batches(test_sets, batch_size):
+        size = targets.shape[1]
         if not _noise_fits(size, configs[0]):
             continue
-        x, static = _stacked_input(batches, configs, generators)
-        targets = torch.stack([b.targets for b in batches])
-        logits, cross_spikes = ensemble(x, static)
+        x, static = _stacked_input(images, configs, generators)
+        logits, spikes = ensemble(x, static, last_only=True)
         loss_sum = loss_sum + _losses(logits, targets).double() * size
         correct = correct + _accuracies(logits, targets) * size
-        if cross_spikes is not None:
-            cross = cross + cross_spikes.mean(dim=0).sum(dim=1)
+        if spikes is not None:
+            cross = cross + ensemble.cross_spikes(spikes).mean(dim=0).sum(dim=1)
         count += size
     ensemble.train(was_training)
     result = {"loss": loss_sum / count, "accuracy": correct / count}
@@ -291,14 +376,12 @@ def train_ensemble(configs: Sequence[RunConfig]) -> List[TrainResult]:
         ensemble.train()
         loss_sum, correct, seen = torch.zeros(k, dtype=torch.float64), 0.0, 0
         start = time.perf_counter()
-        epoch_batches = zip(*(s.batches(batch_size, shuffle=True, generator=g) for s, g in zip(train_sets, shuffles)))
-        for index, batches in enumerate(epoch_batches):
-            size = len(batches[0].targets)
+        for index, (images, targets) in enumerate(_batches(train_sets, batch_size, shuffles)):
+            size = targets.shape[1]
             if not _noise_fits(size, first):
                 continue
-            x, static = _stacked_input(batches, configs, noises)
-            targets = torch.stack([b.targets for b in batches])
-            logits, _ = ensemble(x, static)
+            x, static = _stacked_input(images, configs, noises)
+            logits, _ = ensemble(x, static, last_only=True)
             losses = _losses(logits, targets)
             finite = torch.isfinite(losses)
             if not bool(finite[running].all()):

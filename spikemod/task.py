@@ -116,13 +116,20 @@ class PairDataset:
         """The pairs at ``rows`` as a batch."""
         return PairBatch(self.images(rows), self.digits[rows], self.targets[rows])
 
+    def batch_rows(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[torch.Tensor]:
+        """The pair indices of each batch (a seeded shuffle when ``shuffle``)."""
+        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        for start in range(0, len(self), batch_size):
+            yield order[start : start + batch_size]
+
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
     ) -> Iterator[PairBatch]:
         """Iterate over the pairs in batches (a seeded shuffle when ``shuffle``)."""
-        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        for start in range(0, len(self), batch_size):
-            yield self.batch(order[start : start + batch_size])
+        for rows in self.batch_rows(batch_size, shuffle, generator):
+            yield self.batch(rows)
 
 
 def structured_noise(

@@ -79,11 +79,17 @@ def build_model(config: RunConfig, n_inputs: int = 784, n_classes: int = 10) -> 
 
 
 def make_optimizer(model: ModularNetwork, train_cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adadelta (default lr 0.5) or AdamW (default lr 1e-3) over the module parameters."""
+    """Adadelta (default lr 0.5) or AdamW (default lr 1e-3) over the module parameters.
+
+    AdamW uses PyTorch's fused CPU kernel and Adadelta its multi-tensor one: several times faster
+    than the per-parameter loop for these small networks, with the same update.
+    """
     params = model.module_parameters()
     if train_cfg.optimizer == "adadelta":
-        return torch.optim.Adadelta(params, lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay)
+        return torch.optim.Adadelta(
+            params, lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay, foreach=True
+        )
+    return torch.optim.AdamW(params, lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay, fused=True)
 
 
 def make_deep_r(model: ModularNetwork, config: RunConfig, generator: torch.Generator) -> Optional[DeepR]:

@@ -63,14 +63,26 @@ def test_ensemble_with_noisy_input_bottleneck_and_shared_readout_equals_one_by_o
     _assert_same_as_alone(configs)
 
 
-def test_forward_matches_each_network():
-    configs = _configs("rate")
+@pytest.mark.parametrize(
+    "variant,model",
+    [
+        ("rate", {}),
+        ("spiking", {"spike_readout": "membrane"}),
+        ("spiking", {"spike_readout": "membrane", "bottleneck": 3, "readout_scheme": "shared"}),
+        ("spiking", {"spike_readout": "count", "bottleneck": 3}),
+    ],
+)
+def test_forward_matches_each_network(variant, model):
+    configs = [c.replace(model=model) for c in _configs(variant)]
     models = [build_model(c) for c in configs]
     ensemble = ModularEnsemble(models)
     x = torch.randn(4, 3, 5, 2, 784)
     logits, _ = ensemble(x)
+    last, _ = ensemble(x, last_only=True)
+    assert last.shape == (1,) + logits.shape[1:]
+    torch.testing.assert_close(last, logits[-1:], rtol=1e-5, atol=1e-6)
     for k, model in enumerate(models):
-        torch.testing.assert_close(logits[:, k], model(x[:, k]).logits, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(logits[:, k], model(x[:, k]).logits, rtol=1e-4, atol=1e-5)
 
 
 def test_ensemble_refuses_what_it_cannot_batch():

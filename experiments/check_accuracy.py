@@ -2,7 +2,10 @@
 
 Full MNIST pairs, n = 25, separate input and readout, T' and T'' trained jointly, 5 epochs:
 
-- rate at p = 1 (expected >= 0.85 on both targets);
+- rate at p = 1 (expected >= 0.85 on both targets), with the papers' recipe (PyTorch's init, AdamW
+  lr 1e-3, batch 256: the defaults) and with a recipe tuned for 5 epochs (U(-0.01, 0.01) init,
+  AdamW lr 1.5e-3, batch 128; found by a small search over init scale 0.003-0.1, lr 1e-3-5e-3,
+  batch 64-256, cosine decay, Adadelta);
 - rate with a single synapse per direction (expected near the no-communication ceiling, ~0.55);
 - spiking at p = 1 (expected within 5 accuracy points of rate), at T in --steps, which also
   chooses the spiking default T; at the default T, the membrane and spike-count readouts and the
@@ -34,6 +37,8 @@ from spikemod.training import train
 
 SINGLE_SYNAPSE = {"synapses": 1}
 DENSE = {"p": 1.0}
+RATE_TUNED_INIT = {"init": "uniform", "init_scale": 0.01}
+RATE_TUNED_TRAIN = {"lr": 1.5e-3, "batch_size": 128}
 SPIKING_INITS = (
     ("uniform0.01", {"init": "uniform", "init_scale": 0.01}),
     ("uniform0.03", {"init": "uniform", "init_scale": 0.03}),
@@ -51,6 +56,7 @@ def conditions(args: argparse.Namespace) -> List[Tuple[str, Dict]]:
     t = DEFAULT_STEPS["spiking"]
     rows: List[Tuple[str, Dict]] = [
         ("rate_p1", {"model": {"variant": "rate", **DENSE}}),
+        ("rate_p1_tuned", {"model": {"variant": "rate", **RATE_TUNED_INIT, **DENSE}, "train": RATE_TUNED_TRAIN}),
         ("rate_1syn", {"model": {"variant": "rate", **SINGLE_SYNAPSE}}),
     ]
     rows += [(f"spiking_p1_T{steps}", _spiking(steps, **DENSE)) for steps in args.steps]
@@ -111,8 +117,9 @@ def acceptance(means: Dict[str, np.ndarray]) -> None:
     default_t = DEFAULT_STEPS["spiking"]
     spiking = f"spiking_p1_T{default_t}"
     checks = []
-    if "rate_p1" in means:
-        checks.append(("rate p=1 >= 0.85 on both targets", bool((means["rate_p1"] >= 0.85).all())))
+    for name, recipe in (("rate_p1", "papers' recipe"), ("rate_p1_tuned", "tuned recipe")):
+        if name in means:
+            checks.append((f"rate p=1 >= 0.85 on both targets ({recipe})", bool((means[name] >= 0.85).all())))
     if "rate_1syn" in means:
         checks.append(
             ("rate 1 synapse within 0.10 of the 0.55 ceiling", bool((np.abs(means["rate_1syn"] - 0.55) <= 0.10).all()))

@@ -3,8 +3,8 @@
 :func:`run_one` is everything a run does: train, measure specialization, count resources,
 compute Q. :func:`run_chunk` runs several runs of one shape, training them together as one ensemble
 (:mod:`spikemod.ensemble`) where it can. The executors hand chunks to workers (``chunk_size``
-runs per chunk: 1 by default locally, so each run trains alone; ``--chunk-size K`` trains K
-same-shape runs together, equal to one-by-one training to float tolerance); each run's result goes
+runs that may differ in seed, p and covariance: 6 by default locally, 8 per SLURM job; results
+equal one-by-one training to float tolerance, and ``chunk_size`` 1 trains each run alone); each run's result goes
 into the :class:`~spikemod.results.ResultStore` as soon as it ends, so a sweep killed at any
 moment loses only its unfinished runs, and starting it again runs only those.
 
@@ -169,21 +169,16 @@ def run_chunk(
     return results
 
 
-def shape_key(config: RunConfig) -> str:
-    """Runs with equal keys can train together as one ensemble: the config without its seed."""
-    values = config.to_dict()
-    values.pop("seed")
-    values["data"].pop("data_root")
-    return json.dumps(values, sort_keys=True)
-
-
 def make_chunks(configs: Sequence[RunConfig], chunk_size: int) -> List[List[RunConfig]]:
-    """Group configs by :func:`shape_key` (first-seen order) and cut groups into chunks of at most ``chunk_size``."""
+    """Group configs by :func:`~spikemod.ensemble.ensemble_key` (first-seen order) and cut groups
+    into chunks of at most ``chunk_size``: each chunk can train as one ensemble."""
+    from .ensemble import ensemble_key
+
     if chunk_size < 1:
         raise ConfigError(f"chunk size {chunk_size} is invalid: use a positive integer")
     groups: Dict[str, List[RunConfig]] = {}
     for config in configs:
-        groups.setdefault(shape_key(config), []).append(config)
+        groups.setdefault(ensemble_key(config), []).append(config)
     return [group[i : i + chunk_size] for group in groups.values() for i in range(0, len(group), chunk_size)]
 
 
@@ -331,7 +326,7 @@ def run_local(
     configs: Sequence[RunConfig],
     store: "str | Path",
     workers: Optional[int] = None,
-    chunk_size: int = 1,
+    chunk_size: int = 6,
     progress: bool = True,
     log_path: Optional[str] = None,
 ) -> SweepReport:
@@ -644,7 +639,7 @@ def run_sweep(
     """Run the missing runs of a sweep with the ``local`` process pool or on ``slurm``."""
     if executor == "local":
         try:
-            return run_local(configs, store, workers=workers, chunk_size=chunk_size or 1, progress=progress)
+            return run_local(configs, store, workers=workers, chunk_size=chunk_size or 6, progress=progress)
         finally:
             if Path(store).is_dir():
                 ResultStore(store).rebuild_index()

@@ -302,7 +302,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, help="results directory (created; resumed when it exists)")
     parser.add_argument("--executor", choices=("local", "slurm"), default="local")
     parser.add_argument("--workers", type=int, help="local processes (default: the CPUs available)")
-    parser.add_argument("--chunk-size", type=int, help="runs per task (default: 1 local, 8 per SLURM job)")
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        help="runs trained together as one ensemble per task (default: 6 local, 8 per SLURM job; "
+        "1 trains each run alone)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     slurm = parser.add_argument_group("slurm executor (submitit)")

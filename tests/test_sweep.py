@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from spikemod.config import ConfigError, DataConfig, MetricConfig, ModelConfig, RunConfig, TrainConfig
-from spikemod.executors import make_chunks, plan_sweep, run_local, shape_key
+from spikemod.ensemble import ensemble_key
+from spikemod.executors import make_chunks, plan_sweep, run_local
 from spikemod.results import ResultStore, ResultTable, load_results, read_tree, table_differences, write_tree
 from spikemod import sweep
 from spikemod.sweep import SweepSpec, config_overrides, parse_grid_option, run_id
@@ -141,9 +142,9 @@ def test_spec_file_round_trip_and_relative_base(tmp_path):
 def test_chunks_group_runs_of_one_shape():
     configs = tiny_spec(seeds=(0, 1, 2)).configs()
     chunks = make_chunks(configs, 2)
-    assert [len(c) for c in chunks] == [2, 1] * 4
+    assert [len(c) for c in chunks] == [2, 2, 2] * 2  # rate and spiking, each 2 p x 3 seeds
     for chunk in chunks:
-        assert len({shape_key(c) for c in chunk}) == 1
+        assert len({ensemble_key(c) for c in chunk}) == 1
     assert sorted(run_id(c) for chunk in chunks for c in chunk) == sorted(run_id(c) for c in configs)
 
 

@@ -9,8 +9,10 @@ digit onsets (each digit switched on at a random step, pure noise before, r = 0.
 full MNIST pairs, 5 epochs (108 runs; the onset runs train one by one, not in ensembles).
 
 The dashed line marks the first step at which inter-module information can reach a module: step 2
-(states start at zero) or the interconnect onset. With random onsets F is averaged over all onset
-times (the paper splits it by onset pair).
+(states start at zero) or the interconnect onset. With random onsets, panel C of the paper: the
+networks trained on random onsets are measured again with both digit onsets fixed, at 3 x 3 onset
+pairs (steps 2, T/2 and T - 1 for each digit; all of 2..4 at T = 5), and fig4_onset_pairs_<variant>
+shows each module's signed specialization F^m over time per pair.
 
     SPIKEMOD_DATA=/path/to/data python experiments/fig4_dynamics.py --workers 2
     python experiments/fig4_dynamics.py --quick          # offline smoke run, a few minutes
@@ -22,7 +24,9 @@ what is missing. The figure (fig4_dynamics) is drawn from the stored results.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
 
 from common import base_config, main_guard, make_parser, run_experiment, seeds
 
@@ -41,33 +45,46 @@ CONDITIONS: Dict[str, Dict[str, Dict[str, object]]] = {
 }
 
 
+def onset_pairs(n_steps: int) -> List[Tuple[int, int]]:
+    """3 x 3 pairs of digit onsets spread over 2..T-1 (Fig. 4C)."""
+    onsets = sorted({int(round(v)) for v in np.linspace(2, n_steps - 1, 3)})
+    return [(t0, t1) for t0 in onsets for t1 in onsets]
+
+
 def configs(args) -> List[RunConfig]:
     base = base_config(args)
     n = base.model.n_neurons
-    return [
-        base.replace(
-            model={
-                "variant": variant,
-                "synapses": count,
-                "p": count / n**2,
-                "input_scheme": "separate",
-                "readout_scheme": "shared",
-                **CONDITIONS[condition].get("model", {}),
-            },
-            task=CONDITIONS[condition]["task"],
-            seed=seed,
-        )
-        for seed in seeds(args)
-        for variant in args.variants
-        for condition in args.conditions
-        for count in SYNAPSES
-    ]
+    runs = []
+    for seed in seeds(args):
+        for variant in args.variants:
+            for condition in args.conditions:
+                for count in SYNAPSES:
+                    config = base.replace(
+                        model={
+                            "variant": variant,
+                            "synapses": count,
+                            "p": count / n**2,
+                            "input_scheme": "separate",
+                            "readout_scheme": "shared",
+                            **CONDITIONS[condition].get("model", {}),
+                        },
+                        task=CONDITIONS[condition]["task"],
+                        seed=seed,
+                    )
+                    if config.task.random_onset:
+                        config = config.replace(metrics={"onset_pairs": onset_pairs(config.n_steps)})
+                    runs.append(config)
+    return runs
 
 
 def draw(store: Path) -> List[Path]:
     from spikemod import plots
 
-    return plots.fig4_dynamics(plots.load_table(store), store / "figures")
+    table = plots.load_table(store)
+    paths = plots.fig4_dynamics(table, store / "figures")
+    if any(r["config.task.random_onset"] for r in table):
+        paths += plots.fig4_onset_pairs(table, store / "figures")
+    return paths
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -122,8 +122,11 @@ class TaskConfig:
     ``both`` trains both with one readout head each. ``n_steps`` None means the variant's default.
     ``noise_ratio`` r mixes (1 - r)·x + r·noise with structured noise from ``noise_samples`` k other
     batch samples ("Dynamics" 5.3.1). ``random_onset`` switches each digit on at a random step in
-    {1, ..., T - 2}, pure noise before ("Dynamics" 5.3.2). ``encoding`` turns images into spiking
-    input: ``direct`` current, Bernoulli ``rate`` coding or ``latency`` coding.
+    {1, ..., T - 2}, pure noise before ("Dynamics" 5.3.2): 0-based, so the digit is on from step 2
+    to T - 1 (1-based). ``onsets`` (with ``random_onset``) fixes those steps instead: digit 0 is on
+    from step ``onsets[0]`` and digit 1 from ``onsets[1]`` (1-based, in 2..T-1), as used to measure
+    specialization per onset pair (Fig. 4C). ``encoding`` turns images into spiking input:
+    ``direct`` current, Bernoulli ``rate`` coding or ``latency`` coding.
     """
 
     covariance: float = 0.0
@@ -133,6 +136,7 @@ class TaskConfig:
     noise_ratio: float = 0.0
     noise_samples: int = 5
     random_onset: bool = False
+    onsets: Optional[Tuple[int, int]] = None
     encoding: str = "direct"
 
     def __post_init__(self) -> None:
@@ -151,6 +155,10 @@ class TaskConfig:
         _check_range("TaskConfig", "noise_samples", self.noise_samples, 1, integer=True)
         if self.random_onset and self.n_steps is not None and self.n_steps < 3:
             _fail("TaskConfig", "n_steps", self.n_steps, "at least 3 with random_onset")
+        if self.onsets is not None:
+            object.__setattr__(self, "onsets", _onset_pair("TaskConfig", "onsets", self.onsets))
+            if not self.random_onset:
+                _fail("TaskConfig", "onsets", list(self.onsets), "None unless random_onset is true")
         _check_choice("TaskConfig", "encoding", self.encoding, ENCODINGS)
         if self.encoding == "latency" and (self.noise_ratio > 0 or self.random_onset):
             _fail("TaskConfig", "encoding", "latency", "'direct' or 'rate' with noise or random onset")
@@ -302,7 +310,9 @@ class MetricConfig:
     ``feature_source``: what the metrics read per module: ``state`` (tanh states or spikes),
     ``bottleneck`` units, or ``auto`` (the bottleneck when the network has one). Spikes become
     features as ``count`` (spike count up to step t divided by t) or ``trace`` (exponential trace
-    with ``trace_decay``). ``per_step`` False measures the last step only.
+    with ``trace_decay``). ``per_step`` False measures the last step only. ``onset_pairs``
+    (random-onset tasks only): pairs of digit onsets (see ``TaskConfig.onsets``) at which the
+    feature metrics are measured again with both onsets fixed (Fig. 4C); none by default.
     """
 
     metrics: Tuple[str, ...] = ("retraining", "ablation", "correlation")
@@ -320,9 +330,14 @@ class MetricConfig:
     spike_feature: str = "count"
     trace_decay: float = 0.9
     per_step: bool = True
+    onset_pairs: Tuple[Tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         c = "MetricConfig"
+        if isinstance(self.onset_pairs, (str, bytes)) or not isinstance(self.onset_pairs, (list, tuple)):
+            _fail(c, "onset_pairs", self.onset_pairs, "a list of [onset of digit 0, onset of digit 1] pairs")
+        pairs = tuple(_onset_pair(c, "onset_pairs", pair) for pair in self.onset_pairs)
+        object.__setattr__(self, "onset_pairs", pairs)
         if isinstance(self.metrics, str) or not self.metrics:
             _fail(c, "metrics", self.metrics, "a non-empty tuple of " + ", ".join(METRICS))
         for name in self.metrics:
@@ -364,6 +379,14 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=Loader)
 
 
+def _onset_pair(section: str, name: str, pair: Any) -> Tuple[int, int]:
+    """A pair of onset steps as a tuple of two integers >= 2 (1-based steps)."""
+    valid = isinstance(pair, (list, tuple)) and len(pair) == 2
+    if not valid or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 2 for v in pair):
+        _fail(section, name, pair, "[onset of digit 0, onset of digit 1], integer steps >= 2")
+    return (pair[0], pair[1])
+
+
 def _from_dict(cls: Type[T], values: Any) -> T:
     if not isinstance(values, dict):
         raise ConfigError(f"{cls.__name__} must be a mapping, got {type(values).__name__}")
@@ -391,6 +414,16 @@ class RunConfig:
         _check_range("RunConfig", "seed", self.seed, 0, 2**32 - 1, integer=True)
         if self.task.encoding != "direct" and self.model.variant == "rate":
             _fail("TaskConfig", "encoding", self.task.encoding, "'direct' for the rate variant")
+        if self.metrics.onset_pairs and not self.task.random_onset:
+            pairs = [list(pair) for pair in self.metrics.onset_pairs]
+            _fail("MetricConfig", "onset_pairs", pairs, "empty unless task.random_onset is true")
+        for section, name, pairs in (
+            ("TaskConfig", "onsets", [self.task.onsets] if self.task.onsets else []),
+            ("MetricConfig", "onset_pairs", self.metrics.onset_pairs),
+        ):
+            for pair in pairs:
+                if not all(2 <= step <= self.n_steps - 1 for step in pair):
+                    _fail(section, name, list(pair), f"onset steps in 2..{self.n_steps - 1} (T = {self.n_steps})")
 
     @property
     def n_steps(self) -> int:

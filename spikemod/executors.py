@@ -75,7 +75,9 @@ def run_one(config: RunConfig, trained: Optional["TrainResult"] = None) -> Dict[
     Keys: ``accuracy`` [H] (test accuracy per head of the kept state) and its mean
     ``accuracy_mean``; ``q`` (papers', exact and graph Q, p, synapse count); ``specialization``
     (``steps`` [T] and, per metric, ``raw``/``base``/``normalised`` [T, M, K], ``module_scores``
-    [T, M], ``F`` [T], ``extreme_sparsity`` [T, 2], ``details``); ``traffic`` (events crossing
+    [T, M], ``F`` [T], ``extreme_sparsity`` [T, 2], ``details``); with ``metrics.onset_pairs``,
+    ``onset_pairs`` (per ``"t0-t1"`` and feature metric: ``module_scores`` [T, M] and ``F`` [T]
+    with both digit onsets fixed, Fig. 4C); ``traffic`` (events crossing
     between modules per test sample: ``crossing`` [M, M] (i <- j), ``total``; spiking also
     ``per_step`` [M, M] from the kept epoch); ``resources`` (mean counts and energy per
     inference); ``history`` (per-epoch training curves); ``meta`` (wall time, host, versions,
@@ -83,7 +85,7 @@ def run_one(config: RunConfig, trained: Optional["TrainResult"] = None) -> Dict[
     ``trained``: the run's network already trained (by :func:`run_chunk`'s ensemble); it is then
     only measured, and ``wall_time_s`` covers the measurement only.
     """
-    from .metrics.suite import measure
+    from .metrics.suite import measure, measure_onset_pairs
     from .resources import measure_resources
     from .task import PairDataset
     from .training import train
@@ -106,6 +108,10 @@ def run_one(config: RunConfig, trained: Optional["TrainResult"] = None) -> Dict[
     if "test_cross_spikes" in history:
         traffic["per_step"] = np.asarray(history["test_cross_spikes"][best_epoch])
     accuracy = trained.test_accuracy.numpy()
+    onset_pairs = {
+        pair: {name: {"module_scores": scores.module_scores, "F": scores.specialization} for name, scores in r.metrics.items()}
+        for pair, r in measure_onset_pairs(model, train_set, test_set, config).items()
+    }
     return {
         "accuracy": accuracy,
         "accuracy_mean": float(accuracy.mean()),
@@ -126,6 +132,7 @@ def run_one(config: RunConfig, trained: Optional["TrainResult"] = None) -> Dict[
                 for name, scores in specialization.metrics.items()
             },
         },
+        **({"onset_pairs": onset_pairs} if onset_pairs else {}),
         "traffic": traffic,
         "resources": counts.summary(),
         "history": {key: np.asarray(value) for key, value in history.items()},

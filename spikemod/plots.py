@@ -43,6 +43,7 @@ __all__ = [
     "fig2_summary",
     "fig3_heatmaps",
     "fig4_dynamics",
+    "fig4_onset_pairs",
     "load_table",
 ]
 
@@ -402,6 +403,57 @@ def fig4_dynamics(
     axes[0, -1].legend(loc="best", fontsize="small")
     figure.suptitle(f"Specialization per time step ({_seeds_text(table)})")
     return _save(figure, out_dir, name)
+
+
+def fig4_onset_pairs(
+    table: ResultTable, out_dir: "str | Path", metric: str = "retraining", name: str = "fig4_onset_pairs"
+) -> List[Path]:
+    """Fig. 4C: per-module specialization F^m over time with both digit onsets fixed, one panel per
+    onset pair (rows: onset of digit 0, columns: onset of digit 1), one figure per variant.
+    F^m > 0: module m specializes on digit 0, < 0: on digit 1; module 0 solid, module 1 dashed; one
+    colour per synapse count; arrows mark the onsets (up: digit 0, down: digit 1)."""
+    rows = [r for r in table if any(key.startswith("onset_pairs.") for key in r)]
+    if not rows:
+        raise ValueError("no run holds onset-pair results: measure with MetricConfig.onset_pairs")
+    paths: List[Path] = []
+    for variant in sorted({r["config.model.variant"] for r in rows}):
+        runs = [r for r in rows if r["config.model.variant"] == variant]
+        prefix = "onset_pairs."
+        pairs = sorted({tuple(int(v) for v in key[len(prefix):].split(".")[0].split("-")) for key in runs[0] if key.startswith(prefix)})
+        column = f"{prefix}{{}}-{{}}.{metric}.module_scores"
+        if not all(column.format(*pair) in runs[0] for pair in pairs):
+            raise ValueError(f"metric {metric!r} was not measured at the onset pairs")
+        first, second = sorted({p[0] for p in pairs}), sorted({p[1] for p in pairs})
+        synapses = sorted({int(r["q.n_synapses"]) for r in runs})
+        colors = {count: _viridis(k / max(1, len(synapses) - 1)) for k, count in enumerate(synapses)}
+        figure = Figure(figsize=(2.6 * len(second), 2.2 * len(first)), layout="constrained")
+        axes = figure.subplots(len(first), len(second), squeeze=False, sharex=True, sharey=True)
+        steps = np.asarray(runs[0]["specialization.steps"])
+        for (t0, t1) in pairs:
+            ax = axes[first.index(t0), second.index(t1)]
+            for count in synapses:
+                scores = np.stack(
+                    [np.asarray(r[column.format(t0, t1)], dtype=float) for r in runs if int(r["q.n_synapses"]) == count]
+                ).mean(axis=0)  # [T, M], mean over seeds
+                for module, style in ((0, "-"), (1, "--")):
+                    ax.plot(steps, scores[:, module], style, color=colors[count], linewidth=1.2)
+            ax.axhline(0, color="0.6", linewidth=0.6)
+            ax.annotate("", (t0, 0.75), (t0, 0.35), arrowprops={"arrowstyle": "->", "color": "C3"})
+            ax.annotate("", (t1, -0.75), (t1, -0.35), arrowprops={"arrowstyle": "->", "color": "C0"})
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_title(f"digit 0 on at {t0}, digit 1 at {t1}", fontsize="small")
+            ax.grid(alpha=0.3)
+        for ax in axes[-1]:
+            ax.set_xlabel("time step")
+        for ax in axes[:, 0]:
+            ax.set_ylabel(f"{METRIC_LABELS[metric]} $F^m$")
+        handles = [axes[0, 0].plot([], [], color=colors[c], label=f"{c} synapse" + ("s" if c != 1 else ""))[0] for c in synapses]
+        handles += [axes[0, 0].plot([], [], "k" + style, label=f"module {m}")[0] for m, style in ((0, "-"), (1, "--"))]
+        figure.legend(handles=handles, loc="outside right center", fontsize="small")
+        seeds = len({r["seed"] for r in runs})
+        figure.suptitle(f"{variant}: specialization per module with fixed digit onsets ({seeds} seed{'s' if seeds != 1 else ''})")
+        paths += _save(figure, out_dir, f"{name}_{variant}")
+    return paths
 
 
 def _condition_order(condition: str) -> Tuple[int, str, int, str]:

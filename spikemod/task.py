@@ -165,7 +165,7 @@ def temporal_input(
 
     Static input is returned as an expanded view. With noise, x_t = (1 - r)·x + r·noise_t. With a
     random onset, digit slot s of sample b is pure noise (r = 1, an independent draw) before a step
-    drawn uniformly from {1, ..., T - 2}.
+    drawn uniformly from {1, ..., T - 2} (0-based), or before ``task.onsets`` (1-based) when given.
     """
     static = images.expand((n_steps,) + images.shape)
     if task.noise_ratio == 0 and not task.random_onset:
@@ -175,7 +175,12 @@ def temporal_input(
     if task.random_onset:
         if n_steps < 3:
             raise ValueError(f"random onset needs at least 3 time steps, got {n_steps}")
-        onset = torch.randint(1, n_steps - 1, images.shape[:2], generator=generator)
+        if task.onsets is not None:
+            if max(task.onsets) > n_steps - 1:
+                raise ValueError(f"onsets {list(task.onsets)} must be at most T - 1 = {n_steps - 1}")
+            onset = (torch.tensor(task.onsets) - 1).expand(images.shape[:2])
+        else:
+            onset = torch.randint(1, n_steps - 1, images.shape[:2], generator=generator)
         on = torch.arange(n_steps)[:, None, None] >= onset[None]
         pure = structured_noise(images, n_steps, task.noise_samples, generator)
         x = torch.where(on[..., None], x, pure)

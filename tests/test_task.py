@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spikemod.config import ConfigError, DataConfig, TaskConfig
+from spikemod.config import ConfigError, DataConfig, RunConfig, TaskConfig
 from spikemod.encoding import encode, intensities
 from spikemod.task import PairDataset, draw_partner_classes, structured_noise, task_targets, temporal_input
 
@@ -102,6 +102,41 @@ def test_onset_times_are_in_range_and_the_digit_stays_on():
     assert torch.equal(on, torch.arange(steps)[:, None, None] >= onset[None])
     counts = torch.bincount(onset.flatten(), minlength=steps)[1 : steps - 1].float()
     assert (counts / counts.sum() - 1 / (steps - 2)).abs().max() < 0.02
+
+
+def test_fixed_onsets_switch_each_digit_on_at_its_step():
+    steps = 6
+    images = torch.rand(50, 2, 16) + 10.0
+    task = TaskConfig(noise_ratio=0.0, random_onset=True, onsets=(4, 2), n_steps=steps)
+    x, _ = temporal_input(images, task, steps, torch.Generator().manual_seed(1))
+    on = (x == images).all(-1)  # [T, B, 2]
+    step = torch.arange(1, steps + 1)[:, None]  # 1-based
+    assert torch.equal(on[..., 0], (step >= 4).expand(steps, 50))
+    assert torch.equal(on[..., 1], (step >= 2).expand(steps, 50))
+
+
+@pytest.mark.parametrize(
+    "sections,match",
+    [
+        ({"task": {"onsets": [2, 3]}}, "None unless random_onset"),
+        ({"task": {"random_onset": True, "onsets": [1, 3]}}, "integer steps >= 2"),
+        ({"task": {"random_onset": True, "onsets": [2, 5], "n_steps": 5}}, r"onset steps in 2\.\.4"),
+        ({"metrics": {"onset_pairs": [[2, 3]]}}, "empty unless task.random_onset"),
+        ({"task": {"random_onset": True}, "metrics": {"onset_pairs": [[2]]}}, "onset of digit 0"),
+        ({"task": {"random_onset": True}, "metrics": {"onset_pairs": "2-3"}}, "list of"),
+    ],
+)
+def test_onset_settings_are_validated(sections, match):
+    with pytest.raises(ConfigError, match=match):
+        RunConfig.from_dict({"model": {"variant": "rate"}, **sections})
+
+
+def test_onset_pairs_round_trip_through_json():
+    config = RunConfig.from_dict(
+        {"task": {"random_onset": True, "onsets": [2, 4]}, "metrics": {"onset_pairs": [[2, 3], [4, 2]]}}
+    )
+    assert config.task.onsets == (2, 4) and config.metrics.onset_pairs == ((2, 3), (4, 2))
+    assert RunConfig.from_json(config.to_json()) == config
 
 
 def test_encodings():

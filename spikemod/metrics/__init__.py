@@ -12,7 +12,7 @@ from .scores import (
     network_specialization,
     normalise,
 )
-from .suite import SpecializationResult, measure, measure_checkpoint, measure_features
+from .suite import SpecializationResult, measure, measure_checkpoint, measure_features, measure_onset_pairs
 
 __all__ = [
     "FeatureSet",
@@ -23,6 +23,7 @@ __all__ = [
     "measure",
     "measure_checkpoint",
     "measure_features",
+    "measure_onset_pairs",
     "module_features",
     "module_specialization",
     "network_specialization",

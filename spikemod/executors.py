@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 __all__ = [
     "run_one",
     "run_chunk",
-    "shape_key",
     "make_chunks",
     "SweepPlan",
     "plan_sweep",
@@ -155,7 +154,7 @@ def run_chunk(
     configs: Sequence[RunConfig],
     on_result: Optional[Callable[[RunConfig, Dict[str, Any]], None]] = None,
 ) -> List[Dict[str, Any]]:
-    """Run configs of one shape (see :func:`shape_key`); ``on_result(config, result)`` is called
+    """Run configs that can share an ensemble (see :func:`make_chunks`); ``on_result(config, result)`` is called
     as each run ends. Runs that can share an ensemble train together
     (:func:`spikemod.ensemble.train_ensemble`), the others alone; each trained network then goes
     through :func:`run_one`'s measurement, so the result tree is the same either way."""

@@ -37,7 +37,7 @@ from spikemod.training import train
 
 SINGLE_SYNAPSE = {"synapses": 1}
 DENSE = {"p": 1.0}
-RATE_TUNED_INIT = {"init": "uniform", "init_scale": 0.01}
+RATE_TUNED = {"init": "uniform", "init_scale": 0.01}
 RATE_TUNED_TRAIN = {"lr": 1.5e-3, "batch_size": 128}
 SPIKING_INITS = (
     ("uniform0.01", {"init": "uniform", "init_scale": 0.01}),
@@ -56,7 +56,7 @@ def conditions(args: argparse.Namespace) -> List[Tuple[str, Dict]]:
     t = DEFAULT_STEPS["spiking"]
     rows: List[Tuple[str, Dict]] = [
         ("rate_p1", {"model": {"variant": "rate", **DENSE}}),
-        ("rate_p1_tuned", {"model": {"variant": "rate", **RATE_TUNED_INIT, **DENSE}, "train": RATE_TUNED_TRAIN}),
+        ("rate_p1_tuned", {"model": {"variant": "rate", **RATE_TUNED, **DENSE}, "train": RATE_TUNED_TRAIN}),
         ("rate_1syn", {"model": {"variant": "rate", **SINGLE_SYNAPSE}}),
     ]
     rows += [(f"spiking_p1_T{steps}", _spiking(steps, **DENSE)) for steps in args.steps]

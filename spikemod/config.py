@@ -423,7 +423,12 @@ class RunConfig:
         ):
             for pair in pairs:
                 if not all(2 <= step <= self.n_steps - 1 for step in pair):
-                    _fail(section, name, list(pair), f"onset steps in 2..{self.n_steps - 1} (T = {self.n_steps})")
+                    _fail(
+                        section,
+                        name,
+                        list(pair),
+                        f"onset steps in 2..{self.n_steps - 1} (T = {self.n_steps})",
+                    )
 
     @property
     def n_steps(self) -> int:

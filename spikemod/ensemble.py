@@ -49,7 +49,14 @@ from .training import (
     network_input,
 )
 
-__all__ = ["EnsembleError", "ensemble_key", "unsupported_reason", "ModularEnsemble", "gather_images", "train_ensemble"]
+__all__ = [
+    "EnsembleError",
+    "ensemble_key",
+    "unsupported_reason",
+    "ModularEnsemble",
+    "gather_images",
+    "train_ensemble",
+]
 
 
 class EnsembleError(ConfigError):
@@ -119,7 +126,8 @@ class ModularEnsemble(nn.Module):
         self.names = [name for name, _ in first.named_parameters()]
         self.separate_input = first.config.input_scheme == "separate"
         # separate input: module m reads only slot m mod S
-        self.register_buffer("slot_of_module", torch.arange(first.n_modules) % first.n_slots, persistent=False)
+        slot_of_module = torch.arange(first.n_modules) % first.n_slots
+        self.register_buffer("slot_of_module", slot_of_module, persistent=False)
         stacked = {}
         for name in self.names:
             value = torch.stack([dict(m.named_parameters())[name].detach() for m in models])
@@ -217,7 +225,7 @@ class ModularEnsemble(nn.Module):
         per_slot = x.permute(0, 3, 1, 2, 4)  # [T, S, K, B, D]
         per_module = per_slot if m == n_slots else per_slot[:, self.slot_of_module]
         rows = per_module.permute(1, 2, 0, 3, 4).reshape(m * k, n_steps * b, d)
-        # W·xᵀ ([n, T·B] per module and network): faster on the CPU than x·Wᵀ, and so is its weight gradient
+        # W·xᵀ ([n, T·B] per module and network): on the CPU faster than x·Wᵀ, as is its gradient
         current = torch.bmm(w_in.view(m * k, n, d), rows.transpose(1, 2))  # [M·K, n, T·B]
         return current.view(m, k, n, n_steps, b).permute(3, 1, 4, 0, 2).reshape(n_steps, k, b, m * n)
 
@@ -250,7 +258,9 @@ class ModularEnsemble(nn.Module):
         out = out if last_only else t._integrate(out)
         return out.unflatten(-1, heads)
 
-    def _module_linear(self, name: str, z: torch.Tensor, bias_scale: Union[float, torch.Tensor] = 1.0) -> torch.Tensor:
+    def _module_linear(
+        self, name: str, z: torch.Tensor, bias_scale: Union[float, torch.Tensor] = 1.0
+    ) -> torch.Tensor:
         w, b = self.param(f"{name}.weight"), self.param(f"{name}.bias")  # [K, M, o, i], [K, M, o]
         return torch.einsum("tkbmi,kmoi->tkbmo", z, w) + b[:, None] * bias_scale
 
@@ -297,7 +307,10 @@ def _batches(
     indices = torch.stack([s.indices for s in sets])  # [K, P, S]
     targets = torch.stack([s.targets for s in sets])  # [K, P, H]
     nets = torch.arange(len(sets))[:, None]
-    rows = [s.batch_rows(batch_size, shuffles is not None, shuffles[i] if shuffles else None) for i, s in enumerate(sets)]
+    rows = [
+        s.batch_rows(batch_size, shuffles is not None, shuffles[i] if shuffles else None)
+        for i, s in enumerate(sets)
+    ]
     images = None
     for batch_rows in zip(*rows):  # each batch's images are overwritten by the next batch's
         picked = torch.stack(batch_rows)
@@ -306,7 +319,8 @@ def _batches(
 
 
 def _stacked_input(images: torch.Tensor, configs: Sequence[RunConfig], generators: Sequence[torch.Generator]):
-    """Each network's input through :func:`~spikemod.training.network_input`: images [K, B, S, D] -> [T, K, B, S, D]."""
+    """Each network's input through :func:`~spikemod.training.network_input`:
+    images [K, B, S, D] -> [T, K, B, S, D]."""
     inputs = [network_input(x, c, g) for x, c, g in zip(images, configs, generators)]
     if all(static for _, static in inputs):  # the same image at every step, an expanded view: projected once
         return images.expand(configs[0].n_steps, *images.shape), True

@@ -4,9 +4,9 @@
 compute Q. :func:`run_chunk` runs several runs of one shape, training them together as one ensemble
 (:mod:`spikemod.ensemble`) where it can. The executors hand chunks to workers (``chunk_size``
 runs that may differ in seed, p and covariance: 6 by default locally, 8 per SLURM job; results
-equal one-by-one training to float tolerance, and ``chunk_size`` 1 trains each run alone); each run's result goes
-into the :class:`~spikemod.results.ResultStore` as soon as it ends, so a sweep killed at any
-moment loses only its unfinished runs, and starting it again runs only those.
+equal one-by-one training to float tolerance, and ``chunk_size`` 1 trains each run alone); each
+run's result goes into the :class:`~spikemod.results.ResultStore` as soon as it ends, so a sweep
+killed at any moment loses only its unfinished runs, and starting it again runs only those.
 
 - ``local`` (:func:`run_local`): a process pool, one torch thread per worker, progress with
   done/total and ETA.
@@ -108,7 +108,10 @@ def run_one(config: RunConfig, trained: Optional["TrainResult"] = None) -> Dict[
         traffic["per_step"] = np.asarray(history["test_cross_spikes"][best_epoch])
     accuracy = trained.test_accuracy.numpy()
     onset_pairs = {
-        pair: {name: {"module_scores": scores.module_scores, "F": scores.specialization} for name, scores in r.metrics.items()}
+        pair: {
+            name: {"module_scores": scores.module_scores, "F": scores.specialization}
+            for name, scores in r.metrics.items()
+        }
         for pair, r in measure_onset_pairs(model, train_set, test_set, config).items()
     }
     return {
@@ -154,7 +157,7 @@ def run_chunk(
     configs: Sequence[RunConfig],
     on_result: Optional[Callable[[RunConfig, Dict[str, Any]], None]] = None,
 ) -> List[Dict[str, Any]]:
-    """Run configs that can share an ensemble (see :func:`make_chunks`); ``on_result(config, result)`` is called
+    """Run configs of one chunk (see :func:`make_chunks`); ``on_result(config, result)`` is called
     as each run ends. Runs that can share an ensemble train together
     (:func:`spikemod.ensemble.train_ensemble`), the others alone; each trained network then goes
     through :func:`run_one`'s measurement, so the result tree is the same either way."""

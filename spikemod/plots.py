@@ -419,7 +419,8 @@ def fig4_onset_pairs(
     for variant in sorted({r["config.model.variant"] for r in rows}):
         runs = [r for r in rows if r["config.model.variant"] == variant]
         prefix = "onset_pairs."
-        pairs = sorted({tuple(int(v) for v in key[len(prefix):].split(".")[0].split("-")) for key in runs[0] if key.startswith(prefix)})
+        pair_names = {key[len(prefix) :].split(".")[0] for key in runs[0] if key.startswith(prefix)}
+        pairs = sorted(tuple(int(v) for v in pair.split("-")) for pair in pair_names)
         column = f"{prefix}{{}}-{{}}.{metric}.module_scores"
         if not all(column.format(*pair) in runs[0] for pair in pairs):
             raise ValueError(f"metric {metric!r} was not measured at the onset pairs")
@@ -432,9 +433,8 @@ def fig4_onset_pairs(
         for (t0, t1) in pairs:
             ax = axes[first.index(t0), second.index(t1)]
             for count in synapses:
-                scores = np.stack(
-                    [np.asarray(r[column.format(t0, t1)], dtype=float) for r in runs if int(r["q.n_synapses"]) == count]
-                ).mean(axis=0)  # [T, M], mean over seeds
+                same = [r for r in runs if int(r["q.n_synapses"]) == count]
+                scores = np.mean([np.asarray(r[column.format(t0, t1)], dtype=float) for r in same], axis=0)
                 for module, style in ((0, "-"), (1, "--")):
                     ax.plot(steps, scores[:, module], style, color=colors[count], linewidth=1.2)
             ax.axhline(0, color="0.6", linewidth=0.6)
@@ -447,11 +447,14 @@ def fig4_onset_pairs(
             ax.set_xlabel("time step")
         for ax in axes[:, 0]:
             ax.set_ylabel(f"{METRIC_LABELS[metric]} $F^m$")
-        handles = [axes[0, 0].plot([], [], color=colors[c], label=f"{c} synapse" + ("s" if c != 1 else ""))[0] for c in synapses]
-        handles += [axes[0, 0].plot([], [], "k" + style, label=f"module {m}")[0] for m, style in ((0, "-"), (1, "--"))]
+        handles = [
+            axes[0, 0].plot([], [], color=colors[c], label=f"{c} synapse" + ("s" if c != 1 else ""))[0]
+            for c in synapses
+        ]
+        for module, style in ((0, "-"), (1, "--")):
+            handles += axes[0, 0].plot([], [], "k" + style, label=f"module {module}")
         figure.legend(handles=handles, loc="outside right center", fontsize="small")
-        seeds = len({r["seed"] for r in runs})
-        figure.suptitle(f"{variant}: specialization per module with fixed digit onsets ({seeds} seed{'s' if seeds != 1 else ''})")
+        figure.suptitle(f"{variant}: specialization per module with fixed digit onsets ({_seeds_text(runs)})")
         paths += _save(figure, out_dir, f"{name}_{variant}")
     return paths
 

@@ -89,7 +89,9 @@ def make_optimizer(model: ModularNetwork, train_cfg: TrainConfig) -> torch.optim
         return torch.optim.Adadelta(
             params, lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay, foreach=True
         )
-    return torch.optim.AdamW(params, lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay, fused=True)
+    return torch.optim.AdamW(
+        params, lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay, fused=True
+    )
 
 
 def make_deep_r(model: ModularNetwork, config: RunConfig, generator: torch.Generator) -> Optional[DeepR]:

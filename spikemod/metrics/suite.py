@@ -244,10 +244,14 @@ def measure_onset_pairs(
     """
     feature_metrics = tuple(m for m in config.metrics.metrics if m != "weight_mask")
     if config.metrics.onset_pairs and not feature_metrics:
-        raise ValueError("onset pairs are measured with the feature metrics; add retraining, ablation or correlation")
+        raise ValueError(
+            "onset pairs are measured with the feature metrics; add retraining, ablation or correlation"
+        )
     results = {}
     for pair in config.metrics.onset_pairs:
-        pair_config = config.replace(task={"onsets": pair}, metrics={"metrics": feature_metrics, "onset_pairs": ()})
+        pair_config = config.replace(
+            task={"onsets": pair}, metrics={"metrics": feature_metrics, "onset_pairs": ()}
+        )
         results[f"{pair[0]}-{pair[1]}"] = measure(model, train_data, test_data, pair_config, seed)
     return results
 

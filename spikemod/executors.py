@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +51,9 @@ from .sweep import config_overrides, run_id
 
 if TYPE_CHECKING:
     from .training import TrainResult
+
+#: Seconds between progress updates of a local sweep (runs are counted as their results are stored).
+PROGRESS_POLL_S = 5.0
 
 __all__ = [
     "run_one",
@@ -359,36 +362,46 @@ def run_local(
         dynamic_ncols=True,
     )
     failed = 0
+    counted: Set[str] = set()
+    todo_ids = [run_id(c) for c in plan.todo]
 
-    def finish(chunk: List[RunConfig], failed_ids: Sequence[str]) -> None:
+    def advance(ids: Sequence[str], failed_ids: Sequence[str] = ()) -> None:
+        """Count runs as they end: stored ones while their chunk trains on, the rest when it ends."""
         nonlocal failed
+        new = [i for i in ids if i not in counted]
+        counted.update(new)
         failed += len(failed_ids)
-        bar.update(len(chunk))
+        bar.update(len(new))
         bar.set_postfix(failed=failed, refresh=True)
 
     try:
         if workers == 1 or len(chunks) <= 1:
             with _one_thread():
                 for chunk in chunks:
-                    finish(chunk, _execute(chunk, str(store.root), log_path))
+                    failed_ids = _execute(chunk, str(store.root), log_path)
+                    advance([run_id(c) for c in chunk], failed_ids)
         else:
             context = get_context("spawn")  # fork after torch has run threads can deadlock
             with ProcessPoolExecutor(
                 min(workers, len(chunks)), mp_context=context, initializer=_init_worker
             ) as pool:
                 futures = {pool.submit(_execute, chunk, str(store.root), log_path): chunk for chunk in chunks}
+                pending = set(futures)
                 try:
-                    for future in as_completed(futures):
-                        chunk = futures[future]
-                        try:
-                            failed_ids = future.result()
-                        except BrokenProcessPool as err:  # a worker died (killed, out of memory, crashed)
-                            error = (
-                                f"worker process died: {err} (when run_sweep is called from a script, the "
-                                "script must guard its code with `if __name__ == '__main__':`)"
-                            )
-                            failed_ids = _record_lost(store, chunk, error, log_path)
-                        finish(chunk, failed_ids)
+                    while pending:
+                        done, pending = wait(pending, timeout=PROGRESS_POLL_S, return_when=FIRST_COMPLETED)
+                        advance([i for i in todo_ids if i not in counted and store.has(i)])
+                        for future in done:
+                            chunk = futures[future]
+                            try:
+                                failed_ids = future.result()
+                            except BrokenProcessPool as err:  # a worker died (killed, out of memory, crashed)
+                                error = (
+                                    f"worker process died: {err} (when run_sweep is called from a script, "
+                                    "the script must guard its code with `if __name__ == '__main__':`)"
+                                )
+                                failed_ids = _record_lost(store, chunk, error, log_path)
+                            advance([run_id(c) for c in chunk], failed_ids)
                 except BaseException:  # e.g. Ctrl-C: start nothing more; unstarted runs stay missing
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise

@@ -132,7 +132,7 @@ def fidelity_of_description(
     train_inputs, metrics = None, None
     if specialization:
         train_inputs = _task_inputs(description, train_data, train=True)
-        chosen = tuple(m for m in description.config.metrics.metrics if m != "weight_mask")
+        chosen = description.config.metrics.feature_metrics
         if not chosen:
             raise ValueError("the config measures only weight masks, which spikes cannot give; choose other metrics")
         metrics = dataclasses.replace(description.config.metrics, metrics=chosen)

@@ -344,6 +344,14 @@ class MetricConfig:
             _check_choice(c, "metrics", name, METRICS)
         if isinstance(self.metrics, list):
             object.__setattr__(self, "metrics", tuple(self.metrics))
+        if pairs and not self.feature_metrics:
+            _fail(
+                c,
+                "onset_pairs",
+                [list(pair) for pair in pairs],
+                "empty when only weight masks are measured "
+                "(onset pairs use retraining, ablation or correlation)",
+            )
         _check_range(c, "readout_hidden", self.readout_hidden, 1, integer=True)
         _check_range(c, "readout_epochs", self.readout_epochs, 1, integer=True)
         _check_range(c, "readout_lr", self.readout_lr, 0.0, low_open=True)
@@ -359,6 +367,11 @@ class MetricConfig:
         _check_range(c, "trace_decay", self.trace_decay, 0.0, 1.0)
         if self.trace_decay == 1.0:
             _fail(c, "trace_decay", self.trace_decay, "a number in [0.0, 1.0)")
+
+    @property
+    def feature_metrics(self) -> Tuple[str, ...]:
+        """The chosen metrics that are computed from features (all but weight masks)."""
+        return tuple(m for m in self.metrics if m != "weight_mask")
 
 
 T = TypeVar("T")

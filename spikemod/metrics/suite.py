@@ -213,7 +213,7 @@ def measure(
             "(load_checkpoint returns both)"
         )
     metric_cfg = config.metrics
-    feature_metrics = tuple(m for m in metric_cfg.metrics if m != "weight_mask")
+    feature_metrics = metric_cfg.feature_metrics
     metrics: Dict[str, MetricScores] = {}
     kind = "none"
     if feature_metrics:
@@ -242,11 +242,7 @@ def measure_onset_pairs(
     Readouts are retrained and scored on inputs with those onsets (the network itself was trained
     on random onsets). Weight masks do not depend on the input timing and are not repeated.
     """
-    feature_metrics = tuple(m for m in config.metrics.metrics if m != "weight_mask")
-    if config.metrics.onset_pairs and not feature_metrics:
-        raise ValueError(
-            "onset pairs are measured with the feature metrics; add retraining, ablation or correlation"
-        )
+    feature_metrics = config.metrics.feature_metrics
     results = {}
     for pair in config.metrics.onset_pairs:
         pair_config = config.replace(

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from spikemod.config import ConfigError, DataConfig, MetricConfig, ModelConfig, RunConfig, TrainConfig
+from spikemod.config import LOSSES, ConfigError, DataConfig, MetricConfig, ModelConfig, RunConfig, TrainConfig
 from spikemod.data import DataUnavailableError, load_image_sets
 from spikemod.executors import run_sweep
 from spikemod.results import ResultStore
@@ -56,6 +56,13 @@ def make_parser(description: str, name: str, quick_seeds: int = 2) -> argparse.A
         "--weight-masks", action="store_true", help="also measure the weight-mask metric (slower)"
     )
     parser.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default="deciding",
+        help="training loss with separate readouts (TrainConfig.loss): deciding (the reference code's, "
+        "default) or marginal (trains faster); a non-default loss gets its own store, -<loss> appended",
+    )
+    parser.add_argument(
         "--figures-only", action="store_true", help="draw the figures from the store, run nothing"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the number of runs and stop")
@@ -70,12 +77,14 @@ def dataset(args: argparse.Namespace) -> str:
 
 def store_path(args: argparse.Namespace) -> Path:
     """The results store of this invocation: ``results/<name>`` in full mode, ``<name>-quick`` with
-    --quick, each with ``-<dataset>`` appended when the data set is not the mode's default, so that
-    runs of different modes never share a store (and a figure)."""
+    --quick, each with ``-<dataset>`` appended when the data set is not the mode's default and
+    ``-<loss>`` for a non-default loss, so that runs of different modes never share a store (and a
+    figure)."""
     if args.store is not None:
         return args.store
     default = "digits" if args.quick else "mnist"
     suffix = ("-quick" if args.quick else "") + ("" if dataset(args) == default else f"-{dataset(args)}")
+    suffix += "" if args.loss == "deciding" else f"-{args.loss}"
     return RESULTS / f"{args.name}{suffix}"
 
 
@@ -99,20 +108,20 @@ def base_config(args: argparse.Namespace, n_neurons_full: int = 25, n_neurons_qu
         return RunConfig(
             data=DataConfig(dataset=dataset(args), data_root=data_root),
             model=ModelConfig(n_neurons=n_neurons_full),
-            train=TrainConfig(epochs=5),
+            train=TrainConfig(epochs=5, loss=args.loss),
             metrics=MetricConfig(metrics=names),
         )
     if dataset(args) == "digits":
         return RunConfig(
             data=DataConfig(dataset="digits"),
             model=ModelConfig(n_neurons=n_neurons_quick),
-            train=TrainConfig(epochs=3, batch_size=64),
+            train=TrainConfig(epochs=3, batch_size=64, loss=args.loss),
             metrics=MetricConfig(metrics=names, readout_epochs=2, readout_batch_size=64),
         )
     return RunConfig(
         data=DataConfig(dataset="mnist", data_root=data_root, n_train=10_000, n_test=2_000),
         model=ModelConfig(n_neurons=n_neurons_quick),
-        train=TrainConfig(epochs=2),
+        train=TrainConfig(epochs=2, loss=args.loss),
         metrics=MetricConfig(metrics=names, readout_epochs=2),
     )
 

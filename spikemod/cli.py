@@ -27,6 +27,7 @@ from .config import (
     ENCODINGS,
     INITS,
     INPUT_SCHEMES,
+    LOSSES,
     OPTIMIZERS,
     READOUT_SCHEMES,
     SPIKE_READOUTS,
@@ -85,6 +86,7 @@ _RUN_OPTIONS: Tuple[Tuple[str, Optional[str], str, Dict[str, Any]], ...] = (
     ("--lr", "train", "lr", dict(type=float, help="learning rate (default: adadelta 0.5, adamw 1e-3)")),
     ("--epochs", "train", "epochs", dict(type=int, help="training epochs (default 5)")),
     ("--batch-size", "train", "batch_size", dict(type=int, help="batch size (default 256)")),
+    ("--loss", "train", "loss", dict(choices=LOSSES, help="deciding (reference, default) or marginal: faster")),
     ("--target-accuracy", "train", "target_accuracy", dict(type=float, help="stop once every head has it")),
 )
 

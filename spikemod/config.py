@@ -28,6 +28,7 @@ __all__ = [
     "INPUT_SCHEMES",
     "READOUT_SCHEMES",
     "TARGETS",
+    "LOSSES",
     "VARIANTS",
     "METRICS",
 ]
@@ -42,6 +43,7 @@ INITS = ("uniform", "pytorch")
 SURROGATES = ("atan", "fast_sigmoid")
 SPIKE_READOUTS = ("membrane", "count")
 OPTIMIZERS = ("adadelta", "adamw")
+LOSSES = ("deciding", "marginal")
 METRICS = ("retraining", "ablation", "correlation", "weight_mask")
 CORRELATION_KINDS = ("pearson", "cka")
 FEATURE_SOURCES = ("auto", "state", "bottleneck")
@@ -262,6 +264,13 @@ class TrainConfig:
 
     Deep-R parameters use Adam with ``deep_r_lr``; ``deep_r_noise`` is the random-walk temperature
     (scaled by 1 - p, as in the reference sweeps) and ``deep_r_l1`` the L1 shrinkage.
+
+    ``loss`` (separate readouts; a shared readout has one set of logits and both are the same):
+    ``deciding`` is the cross-entropy of the deciding module's logits, as the reference code trains;
+    ``marginal`` that of log sum_m exp(logits of module m), a softmax over every module's logits
+    summed over modules per class: the competitive max made smooth, so every module's logits get a
+    gradient. The decision is the competitive max with either. ``marginal`` trains faster
+    (experiments/check_accuracy.py: rate p = 1, 5 epochs, 0.89 against 0.78).
     """
 
     optimizer: str = "adamw"
@@ -273,10 +282,12 @@ class TrainConfig:
     deep_r_lr: float = 0.1
     deep_r_l1: float = 1e-4
     deep_r_noise: float = 1e-4
+    loss: str = "deciding"
 
     def __post_init__(self) -> None:
         c = "TrainConfig"
         _check_choice(c, "optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice(c, "loss", self.loss, LOSSES)
         if self.lr is not None:
             _check_range(c, "lr", self.lr, 0.0, low_open=True)
         _check_range(c, "weight_decay", self.weight_decay, 0.0)

@@ -9,7 +9,10 @@ them exactly as :func:`spikemod.training.train` trains each one alone: the same 
 shuffle and input-noise generators, the same loss, optimiser, per-epoch evaluation, best state
 and early stop. Adam(W) and Adadelta are elementwise, so one optimiser over the stacked
 parameters updates each network as its own optimiser would; results agree with one-by-one
-training to float tolerance (the batched matmuls sum in a different order).
+training to float tolerance (the batched matmuls sum in a different order). Networks with the same
+seed and covariance draw the same pairs, shuffles and input noise; when every such group has the
+same size (a sweep over p with a few seeds), each group's images are gathered once and projected
+with one larger matmul for all its networks.
 
 Networks of one ensemble may differ in ``seed``, ``model.p`` / ``model.synapses`` (their masks)
 and ``task.covariance`` (their pairs); everything else must be equal (:func:`ensemble_key`).
@@ -45,6 +48,7 @@ from .training import (
     _generator,
     _noise_fits,
     build_model,
+    loss_logits,
     make_optimizer,
     network_input,
 )
@@ -110,8 +114,9 @@ def _check(configs: Sequence[RunConfig]) -> None:
 class ModularEnsemble(nn.Module):
     """K same-shape networks as one module with stacked parameters [K, ...].
 
-    ``forward(x [T, K, B, S, D], static, last_only)`` -> (logits [T, K, B, H, C], spikes
-    [T, K, B, N] or None). Parameters are named like the networks' own with ``.`` -> ``__``; with
+    ``forward(x [T, G, B, S, D], static, last_only)`` -> (logits [T, K, B, H, C], module logits
+    [T, K, B, H, M, C] or None, spikes [T, K, B, N] or None). G divides K: each input is read by
+    K/G adjacent networks (G = K: one input per network). Parameters are named like the networks' own with ``.`` -> ``__``; with
     separate input, ``w_in`` holds only each module's own block (see :meth:`_own_blocks`). The
     masks of each network are kept: masked weights stay exactly zero.
     """
@@ -175,7 +180,8 @@ class ModularEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor, static: bool = False, last_only: bool = False):
         """Logits [T, K, B, H, C] (``last_only``: only the last step's, [1, K, B, H, C], all that the
-        loss and the accuracy use) and the spikes [T, K, B, N] (spiking) or None."""
+        loss and the accuracy use), module logits [T, K, B, H, M, C] (separate readout) or None,
+        and the spikes [T, K, B, N] (spiking) or None."""
         t = self.template
         n_steps = x.shape[0]
         current = self._input_current(x[:1] if static else x)  # [T', K, B, N]
@@ -193,12 +199,12 @@ class ModularEnsemble(nn.Module):
             self.lif.reset_mem()
             spikes = torch.stack(states)
             features = spikes if t.config.spike_readout == "membrane" else spikes.cumsum(dim=0)
-            return self._read_out(features, last_only), spikes.detach()
+            return (*self._read_out(features, last_only), spikes.detach())
         for step_drive in drives:
             state = torch.tanh(torch.baddbmm(step_drive, state, w_t))
             states.append(state)
         features = state[None] if last_only else torch.stack(states)
-        return self._read_out(features, last_only), None
+        return (*self._read_out(features, last_only), None)
 
     def cross_spikes(self, spikes: torch.Tensor) -> torch.Tensor:
         """Spikes sent across the interconnect [T, K, B, M, M] ([i, j]: from module j into module i)."""
@@ -207,30 +213,36 @@ class ModularEnsemble(nn.Module):
         return torch.einsum("tkbjc,kijc->tkbij", per_module, self.eligible)
 
     def _input_current(self, x: torch.Tensor) -> torch.Tensor:
-        """W_in·x per network: [T, K, B, S, D] -> [T, K, B, N].
+        """W_in·x per network: [T, G, B, S, D] -> [T, K, B, N].
 
-        Separate input is one batched matmul over (module, network) of each module's own block
-        with its own slot: half the arithmetic of the masked product, and no copy of x when x is
-        laid out slot-major ([T, S, K, B, D] in memory, as :func:`gather_images` makes it).
+        Separate input is one batched matmul over (module, input) of the own blocks of the input's
+        K/G networks with the module's slot: half the arithmetic of the masked product, and no copy
+        of x when x is laid out slot-major ([T, S, G, B, D] in memory, as :func:`gather_images`
+        makes it).
         """
         t = self.template
         w_in = self.param("w_in")
         scheme = t.config.input_scheme
+        if scheme != "separate" and x.shape[1] != self.n_networks:  # one input per network
+            x = x.repeat_interleave(self.n_networks // x.shape[1], dim=1)
         if scheme == "fused":
             return torch.einsum("tkbd,knd->tkbn", x.sum(dim=3), w_in)
         if scheme == "shared":
             return torch.einsum("tkbi,kni->tkbn", x.flatten(3), w_in * t.input_mask)
-        n_steps, k, b, n_slots, d = x.shape
-        m, n = t.n_modules, t.n_neurons
-        per_slot = x.permute(0, 3, 1, 2, 4)  # [T, S, K, B, D]
+        n_steps, g, b, n_slots, d = x.shape
+        m, n, k = t.n_modules, t.n_neurons, self.n_networks
+        per_slot = x.permute(0, 3, 1, 2, 4)  # [T, S, G, B, D]
         per_module = per_slot if m == n_slots else per_slot[:, self.slot_of_module]
-        rows = per_module.permute(1, 2, 0, 3, 4).reshape(m * k, n_steps * b, d)
-        # W·xᵀ ([n, T·B] per module and network): on the CPU faster than x·Wᵀ, as is its gradient
-        current = torch.bmm(w_in.view(m * k, n, d), rows.transpose(1, 2))  # [M·K, n, T·B]
+        rows = per_module.permute(1, 2, 0, 3, 4).reshape(m * g, n_steps * b, d)
+        # W·xᵀ ([K/G·n, T·B] per module and input): on the CPU faster than x·Wᵀ, as is its gradient
+        current = torch.bmm(w_in.view(m * g, k // g * n, d), rows.transpose(1, 2))  # [M·G, K/G·n, T·B]
         return current.view(m, k, n, n_steps, b).permute(3, 1, 4, 0, 2).reshape(n_steps, k, b, m * n)
 
-    def _read_out(self, features: torch.Tensor, last_only: bool) -> torch.Tensor:
-        """Logits from the features [T, K, B, N]; ``last_only``: of the last step only.
+    def _read_out(
+        self, features: torch.Tensor, last_only: bool
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Logits and module logits (separate readout) or None from the features [T, K, B, N];
+        ``last_only``: of the last step only.
 
         The membrane readout's last step is V_T = Σ_t beta^(T-1-t)·f(z_t), and the readout f
         (bottleneck included) is affine, so it equals f applied to Σ_t beta^(T-1-t)·z_t with its
@@ -251,12 +263,12 @@ class ModularEnsemble(nn.Module):
         if t.config.readout_scheme == "separate":
             out = self._module_linear("readout", z, bias_scale)  # [T, K, B, M, H·C]
             out = out if last_only else t._integrate(out)
-            logits, _ = competitive_max(out.unflatten(-1, heads).transpose(3, 4))
-            return logits
+            module_logits = out.unflatten(-1, heads).transpose(3, 4)  # [T, K, B, H, M, C]
+            return competitive_max(module_logits)[0], module_logits
         w, b = self.param("readout.weight"), self.param("readout.bias")
         out = torch.einsum("tkbi,koi->tkbo", z.flatten(-2), w) + b[:, None] * bias_scale
         out = out if last_only else t._integrate(out)
-        return out.unflatten(-1, heads)
+        return out.unflatten(-1, heads), None
 
     def _module_linear(
         self, name: str, z: torch.Tensor, bias_scale: Union[float, torch.Tensor] = 1.0
@@ -319,31 +331,47 @@ def _batches(
 
 
 def _stacked_input(images: torch.Tensor, configs: Sequence[RunConfig], generators: Sequence[torch.Generator]):
-    """Each network's input through :func:`~spikemod.training.network_input`:
-    images [K, B, S, D] -> [T, K, B, S, D]."""
+    """Each input's :func:`~spikemod.training.network_input`: images [G, B, S, D] -> [T, G, B, S, D]."""
     inputs = [network_input(x, c, g) for x, c, g in zip(images, configs, generators)]
     if all(static for _, static in inputs):  # the same image at every step, an expanded view: projected once
         return images.expand(configs[0].n_steps, *images.shape), True
     return torch.stack([x for x, _ in inputs], dim=1), False
 
 
+def _input_groups(configs: Sequence[RunConfig]) -> Tuple[List[int], int]:
+    """(an order of the networks, number of inputs G): networks with the same seed and covariance
+    draw the same pairs, shuffles and input noise, so when all such groups have the same size they
+    share one input each, and the order puts each group's networks next to each other. Otherwise
+    every network has its own input (G = K, the given order)."""
+    groups: Dict[Tuple[int, float], List[int]] = {}
+    for i, config in enumerate(configs):
+        groups.setdefault((config.seed, config.task.covariance), []).append(i)
+    if len({len(members) for members in groups.values()}) > 1:
+        return list(range(len(configs))), len(configs)
+    return [i for members in groups.values() for i in members], len(groups)
+
+
 @torch.no_grad()
 def _evaluate(
-    ensemble: ModularEnsemble, test_sets: Sequence[PairDataset], configs: Sequence[RunConfig]
+    ensemble: ModularEnsemble, test_sets: Sequence[PairDataset], inputs: Sequence[RunConfig]
 ) -> Dict[str, torch.Tensor]:
-    """:func:`spikemod.training.evaluate` for every network: loss [K], accuracy [K, H], cross spikes [K, M, M]."""
+    """:func:`spikemod.training.evaluate` for every network: loss [K], accuracy [K, H], cross spikes
+    [K, M, M]; ``test_sets`` and ``inputs`` (configs) are those of the G inputs."""
     was_training = ensemble.training
     ensemble.eval()
-    generators = [_generator(c.seed, _EVAL_STREAM) for c in configs]
-    batch_size = configs[0].train.batch_size
+    generators = [_generator(c.seed, _EVAL_STREAM) for c in inputs]
+    batch_size = inputs[0].train.batch_size
+    per_input = ensemble.n_networks // len(inputs)
     loss_sum, correct, cross, count = 0.0, 0.0, 0.0, 0
     for images, targets in _batches(test_sets, batch_size):
         size = targets.shape[1]
-        if not _noise_fits(size, configs[0]):
+        if not _noise_fits(size, inputs[0]):
             continue
-        x, static = _stacked_input(images, configs, generators)
-        logits, spikes = ensemble(x, static, last_only=True)
-        loss_sum = loss_sum + _losses(logits, targets).double() * size
+        x, static = _stacked_input(images, inputs, generators)
+        targets = targets.repeat_interleave(per_input, dim=0)
+        logits, module_logits, spikes = ensemble(x, static, last_only=True)
+        losses = _losses(loss_logits(logits, module_logits, inputs[0].train.loss), targets)
+        loss_sum = loss_sum + losses.double() * size
         correct = correct + _accuracies(logits, targets) * size
         if spikes is not None:
             cross = cross + ensemble.cross_spikes(spikes).mean(dim=0).sum(dim=1)
@@ -363,21 +391,25 @@ def train_ensemble(configs: Sequence[RunConfig]) -> List[TrainResult]:
     """
     _check(configs)
     snn.SpikingNeuron.instances.clear()  # snnTorch's registry only grows (snntorch#328)
+    order, n_inputs = _input_groups(configs)
+    configs = [configs[i] for i in order]
+    inputs = configs[:: len(configs) // n_inputs]  # one config per input
     first = configs[0]
-    train_sets = [PairDataset(c.data, c.task, train=True, seed=c.seed) for c in configs]
-    test_sets = [PairDataset(c.data, c.task, train=False, seed=c.seed) for c in configs]
+    train_sets = [PairDataset(c.data, c.task, train=True, seed=c.seed) for c in inputs]
+    test_sets = [PairDataset(c.data, c.task, train=False, seed=c.seed) for c in inputs]
     for split in (train_sets[0], test_sets[0]):
         if not _noise_fits(min(first.train.batch_size, len(split)), first):
             raise ConfigError(
                 f"structured noise averages {first.task.noise_samples} samples of a batch, but a batch "
                 f"holds at most {min(first.train.batch_size, len(split))}; use more pairs or a larger batch"
             )
-    n_inputs = train_sets[0].image_sets[0].images.shape[1]
-    models = [build_model(c, n_inputs=n_inputs, n_classes=train_sets[0].n_classes) for c in configs]
+    n_pixels = train_sets[0].image_sets[0].images.shape[1]
+    models = [build_model(c, n_inputs=n_pixels, n_classes=train_sets[0].n_classes) for c in configs]
     ensemble = ModularEnsemble(models)
     optimizer = make_optimizer(ensemble, first.train)
-    shuffles = [_generator(c.seed, _SHUFFLE_STREAM) for c in configs]
-    noises = [_generator(c.seed, _INPUT_STREAM) for c in configs]
+    shuffles = [_generator(c.seed, _SHUFFLE_STREAM) for c in inputs]
+    noises = [_generator(c.seed, _INPUT_STREAM) for c in inputs]
+    per_input = len(configs) // n_inputs
 
     k = len(configs)
     keys = ["train_loss", "train_accuracy", "test_loss", "test_accuracy", "samples_per_second"]
@@ -394,9 +426,10 @@ def train_ensemble(configs: Sequence[RunConfig]) -> List[TrainResult]:
             size = targets.shape[1]
             if not _noise_fits(size, first):
                 continue
-            x, static = _stacked_input(images, configs, noises)
-            logits, _ = ensemble(x, static, last_only=True)
-            losses = _losses(logits, targets)
+            x, static = _stacked_input(images, inputs, noises)
+            targets = targets.repeat_interleave(per_input, dim=0)
+            logits, module_logits, _ = ensemble(x, static, last_only=True)
+            losses = _losses(loss_logits(logits, module_logits, first.train.loss), targets)
             finite = torch.isfinite(losses)
             if not bool(finite[running].all()):
                 bad = configs[[i for i in running if not finite[i]][0]]
@@ -411,7 +444,7 @@ def train_ensemble(configs: Sequence[RunConfig]) -> List[TrainResult]:
             correct = correct + _accuracies(logits.detach(), targets) * size
             seen += size
         speed = seen / (time.perf_counter() - start)
-        test = _evaluate(ensemble, test_sets, configs)
+        test = _evaluate(ensemble, test_sets, inputs)
         for i in list(running):
             h = histories[i]
             h["train_loss"].append(loss_sum[i].item() / seen)
@@ -430,11 +463,11 @@ def train_ensemble(configs: Sequence[RunConfig]) -> List[TrainResult]:
         if not running:
             break
 
-    results = []
-    for model, history, (_, state, best_epoch) in zip(models, histories, best):
+    results = {}  # by position in the given configs
+    for i, model, history, (_, state, best_epoch) in zip(order, models, histories, best):
         with torch.no_grad():
             for name, parameter in model.named_parameters():
                 parameter.copy_(state[name])
         history["best_epoch"] = [best_epoch]
-        results.append(TrainResult(model, history, torch.tensor(history["test_accuracy"][best_epoch])))
-    return results
+        results[i] = TrainResult(model, history, torch.tensor(history["test_accuracy"][best_epoch]))
+    return [results[i] for i in range(len(configs))]

@@ -1,7 +1,8 @@
 """Training a :class:`~spikemod.network.ModularNetwork` on the two-digit parity task.
 
-The loss is the cross-entropy of the decision logits at the last step (with separate readouts, the
-competitive-max logits, as in the reference code), averaged over the heads. Module parameters
+The loss is the cross-entropy of the logits at the last step, averaged over the heads; with separate
+readouts ``TrainConfig.loss`` chooses which logits (:func:`loss_logits`): the deciding module's, as
+in the reference code, or all modules' marginalised over the deciding module. Module parameters
 train with Adadelta or AdamW; Deep-R connections with their own Adam (:class:`~spikemod.deepr.DeepR`,
 random-walk temperature deep_r_noise·(1 - p)). After every epoch the model is evaluated on the test
 pairs, as in the papers' code; the state with the best mean test accuracy is kept, and training
@@ -36,6 +37,7 @@ __all__ = [
     "make_optimizer",
     "make_deep_r",
     "network_input",
+    "loss_logits",
     "task_loss",
     "accuracy",
     "evaluate",
@@ -119,6 +121,18 @@ def _noise_fits(batch_size: int, config: RunConfig) -> bool:
     return not noisy or batch_size >= config.task.noise_samples
 
 
+def loss_logits(logits: torch.Tensor, module_logits: Optional[torch.Tensor], loss: str) -> torch.Tensor:
+    """The logits [..., H, C] that the task loss reads (``TrainConfig.loss``).
+
+    ``deciding``: ``logits``, the deciding module's. ``marginal``: log sum_m exp(``module_logits``
+    [..., H, M, C]), whose softmax is a softmax over all modules' logits summed over modules per
+    class. Without module logits (a shared readout) both are ``logits``.
+    """
+    if loss == "marginal" and module_logits is not None:
+        return module_logits.logsumexp(dim=-2)
+    return logits
+
+
 def task_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the last-step logits [T, B, H, C] against targets [B, H], mean over heads."""
     last = logits[-1]
@@ -149,7 +163,8 @@ def evaluate(
         x, static = network_input(batch.images, config, generator)
         output = model(x, static)
         size = len(batch.targets)
-        loss_sum += task_loss(output.logits, batch.targets).item() * size
+        logits = loss_logits(output.logits, output.module_logits, config.train.loss)
+        loss_sum += task_loss(logits, batch.targets).item() * size
         correct = correct + accuracy(output, batch.targets) * size
         if output.cross_spikes is not None:
             cross = cross + output.cross_spikes.mean(dim=0).sum(dim=0)
@@ -197,7 +212,7 @@ def _train_epoch(
             continue
         x, static = network_input(batch.images, config, noise)
         output = model(x, static)
-        loss = task_loss(output.logits, batch.targets)
+        loss = task_loss(loss_logits(output.logits, output.module_logits, config.train.loss), batch.targets)
         if not torch.isfinite(loss):
             bar.close()
             raise TrainingDivergedError(

@@ -3,7 +3,7 @@ import torch
 
 from spikemod.config import RunConfig
 from spikemod.connectivity import synapse_counts
-from spikemod.ensemble import EnsembleError, ModularEnsemble, ensemble_key, train_ensemble
+from spikemod.ensemble import EnsembleError, ModularEnsemble, _input_groups, ensemble_key, train_ensemble
 from spikemod.training import build_model, train
 
 
@@ -55,6 +55,10 @@ def test_ensemble_equals_one_by_one_training(variant):
     assert len({r.history["train_loss"][0] for r in results}) == 3  # the networks really differ
 
 
+def test_ensemble_with_the_marginal_loss_equals_one_by_one_training():
+    _assert_same_as_alone([c.replace(train={"loss": "marginal"}) for c in _configs("rate")])
+
+
 def test_ensemble_with_noisy_input_bottleneck_and_shared_readout_equals_one_by_one():
     configs = [
         c.replace(model={"bottleneck": 3, "readout_scheme": "shared"}, train={"epochs": 1})
@@ -63,10 +67,23 @@ def test_ensemble_with_noisy_input_bottleneck_and_shared_readout_equals_one_by_o
     _assert_same_as_alone(configs)
 
 
+@pytest.mark.parametrize("variant", ["rate", "spiking"])
+def test_networks_of_one_seed_share_an_input_and_still_equal_one_by_one_training(variant):
+    # seeds interleaved: the ensemble regroups them, trains with 2 inputs for 4 networks and
+    # returns the results in the given order
+    configs = [_config(variant, seed, p, 0.0, noise_ratio=0.3) for p in (0.25, 1.0) for seed in (1, 2)]
+    assert _input_groups(configs) == ([0, 2, 1, 3], 2)
+    results = _assert_same_as_alone(configs)
+    assert results[0].model.config.p == 0.25 and results[3].model.config.p == 1.0
+    assert _input_groups(configs[:3]) == ([0, 1, 2], 3)  # groups of unequal size: one input each
+
+
 @pytest.mark.parametrize(
     "variant,model",
     [
         ("rate", {}),
+        ("rate", {"input_scheme": "shared"}),
+        ("rate", {"input_scheme": "fused"}),
         ("spiking", {"spike_readout": "membrane"}),
         ("spiking", {"spike_readout": "membrane", "bottleneck": 3, "readout_scheme": "shared"}),
         ("spiking", {"spike_readout": "count", "bottleneck": 3}),
@@ -77,12 +94,22 @@ def test_forward_matches_each_network(variant, model):
     models = [build_model(c) for c in configs]
     ensemble = ModularEnsemble(models)
     x = torch.randn(4, 3, 5, 2, 784)
-    logits, _ = ensemble(x)
-    last, _ = ensemble(x, last_only=True)
+    logits, module_logits, _ = ensemble(x)
+    last, last_modules, _ = ensemble(x, last_only=True)
     assert last.shape == (1,) + logits.shape[1:]
     torch.testing.assert_close(last, logits[-1:], rtol=1e-5, atol=1e-6)
     for k, model in enumerate(models):
-        torch.testing.assert_close(logits[:, k], model(x[:, k]).logits, rtol=1e-4, atol=1e-5)
+        alone = model(x[:, k])
+        torch.testing.assert_close(logits[:, k], alone.logits, rtol=1e-4, atol=1e-5)
+        if alone.module_logits is None:
+            assert module_logits is None and last_modules is None
+        else:
+            torch.testing.assert_close(module_logits[:, k], alone.module_logits, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(last_modules[0, k], alone.module_logits[-1], rtol=1e-4, atol=1e-5)
+    # one input read by all three networks, as by networks of one seed in train_ensemble
+    one_input = x[:, :1]
+    together = ensemble(one_input)[0]
+    torch.testing.assert_close(together, ensemble(one_input.expand_as(x).contiguous())[0], rtol=1e-5, atol=1e-6)
 
 
 def test_ensemble_refuses_what_it_cannot_batch():

@@ -142,6 +142,12 @@ def test_full_modes_match_the_papers_settings(scripts):
     for c in configs:
         assert (c.data.dataset, c.data.n_train, c.model.n_neurons, c.train.epochs) == ("mnist", None, 25, 5)
         assert set(c.metrics.metrics) >= {"retraining", "ablation", "correlation"}
+    assert {c.train.loss for c in configs} == {"deciding"}  # the reference code's loss
+    import common
+
+    marginal = fig2.make_parser("", "fig2").parse_args(["--loss", "marginal"])
+    assert {c.train.loss for c in fig2.configs(marginal)} == {"marginal"}
+    assert common.store_path(marginal).name == "fig2-marginal"  # never shares the default's store
     fig3_args = fig3.make_parser("", "fig3").parse_args([])
     fig3_args.architectures = list(fig3.ARCHITECTURES)
     schemes = {(c.model.input_scheme, c.model.readout_scheme) for c in fig3.configs(fig3_args)}

@@ -6,7 +6,9 @@ import spikemod.training as training
 from spikemod.cli import main
 from spikemod.config import RunConfig
 from spikemod.connectivity import synapse_counts
-from spikemod.training import TrainingDivergedError, build_model, train
+from spikemod.network import competitive_max
+from spikemod.config import ConfigError
+from spikemod.training import TrainingDivergedError, build_model, loss_logits, task_loss, train
 
 
 def _config(**model) -> RunConfig:
@@ -29,6 +31,39 @@ def test_training_learns_and_records_history():
     assert result.test_accuracy.shape == (2,)
     assert torch.equal(result.test_accuracy, torch.tensor(h["test_accuracy"][h["best_epoch"][0]]))
     assert ((result.test_accuracy >= 0) & (result.test_accuracy <= 1)).all()
+
+
+def test_loss_logits_on_a_hand_made_example():
+    # [B=1, H=1, M=2, C=3]: module 1 decides (its 2.0 is the largest logit) and says class 0.
+    module_logits = torch.tensor([[[[0.0, 1.0, 0.5], [2.0, 0.0, -1.0]]]])
+    decided = module_logits[:, :, 1]
+    target = torch.tensor([[1]])
+    assert torch.equal(loss_logits(decided, module_logits, "deciding"), decided)
+    assert torch.equal(loss_logits(decided, None, "marginal"), decided)  # a shared readout
+    # marginal: -log of (sum over modules of exp(z[m, 1])) / (sum over modules and classes of exp(z))
+    z = module_logits[0, 0]
+    expected = -torch.log(z[:, 1].exp().sum() / z.exp().sum())
+    torch.testing.assert_close(task_loss(loss_logits(decided, module_logits, "marginal")[None], target), expected)
+    torch.testing.assert_close(task_loss(decided[None], target), -torch.log_softmax(z[1], dim=0)[1])
+
+
+@pytest.mark.parametrize("loss,non_deciding_learns", [("deciding", False), ("marginal", True)])
+def test_only_the_marginal_loss_reaches_the_non_deciding_module(loss, non_deciding_learns):
+    config = _config(variant="rate").replace(train={"loss": loss})
+    net = build_model(config)
+    x = torch.randn(3, 1, 2, 784)
+    out = net(x)
+    _, deciding = competitive_max(out.module_logits[-1])  # [B=1, H]
+    task_loss(loss_logits(out.logits, out.module_logits, loss), torch.tensor([[0, 0]])).backward()
+    grad = net.readout.weight.grad.view(2, 2, 10, -1)  # [module, head, class, in]
+    for head, module in enumerate(deciding[0].tolist()):
+        assert grad[module, head].abs().sum() > 0
+        assert bool(grad[1 - module, head].abs().sum() > 0) is non_deciding_learns
+
+
+def test_an_unknown_loss_is_refused():
+    with pytest.raises(ConfigError, match="loss"):
+        _config().replace(train={"loss": "mse"})
 
 
 def test_same_seed_same_weights_different_seed_different_weights():

@@ -116,9 +116,10 @@ class ModularEnsemble(nn.Module):
 
     ``forward(x [T, G, B, S, D], static, last_only)`` -> (logits [T, K, B, H, C], module logits
     [T, K, B, H, M, C] or None, spikes [T, K, B, N] or None). G divides K: each input is read by
-    K/G adjacent networks (G = K: one input per network). Parameters are named like the networks' own with ``.`` -> ``__``; with
-    separate input, ``w_in`` holds only each module's own block (see :meth:`_own_blocks`). The
-    masks of each network are kept: masked weights stay exactly zero.
+    K/G adjacent networks (G = K: one input per network). Parameters are named like the
+    networks' own with ``.`` -> ``__``; with separate input, ``w_in`` holds only each module's own
+    block (see :meth:`_own_blocks`). The masks of each network are kept: masked weights stay
+    exactly zero.
     """
 
     def __init__(self, models: Sequence[ModularNetwork]) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import h5py
 
-from spikemod.config import RunConfig
+from spikemod.config import ConfigError, RunConfig
 
 from .export import NetworkDescription, describe, load_description, save_description
 
@@ -115,13 +115,17 @@ def fidelity_of_description(
     scale: Optional[float] = None,
     batch_size: Optional[int] = None,
     specialization: bool = False,
+    metrics: Optional[Dict[str, Any]] = None,
+    seed: Optional[int] = None,
     **data: Any,
 ):
     """The fidelity report of a description on its test pairs (torch, Lava float, Lava fixed).
 
     With ``specialization``, also the F of the config's feature metrics on each backend's spikes
-    (readouts train on the train pairs; limit them with ``n_train``). The report goes into the
-    group ``fidelity`` of ``out`` (default: ``NET.simulation.h5``).
+    (readouts train on the train pairs; limit them with ``n_train``); ``metrics`` replaces fields
+    of the config's MetricConfig (as ``spikemod measure --metrics/--correlation/--last-step`` do)
+    and ``seed`` the config's seed for the metrics. The report goes into the group ``fidelity`` of
+    ``out`` (default: ``NET.simulation.h5``).
     """
     fidelity = _fidelity_module()
     path = Path(path)
@@ -129,13 +133,19 @@ def fidelity_of_description(
     test_data = {k: v for k, v in data.items() if k != "n_train"}
     train_data = {k: v for k, v in data.items() if k != "n_test"}
     test_inputs = _task_inputs(description, test_data)
-    train_inputs, metrics = None, None
+    train_inputs, metric_config = None, None
     if specialization:
         train_inputs = _task_inputs(description, train_data, train=True)
-        chosen = description.config.metrics.feature_metrics
+        requested = dataclasses.replace(description.config.metrics, **(metrics or {}))
+        if "weight_mask" in (metrics or {}).get("metrics", ()):
+            raise ConfigError(
+                "the weight-mask metric masks the network's weights, which an exported network's "
+                "spikes cannot give: leave weight_mask out of --metrics"
+            )
+        chosen = requested.feature_metrics
         if not chosen:
-            raise ValueError("the config measures only weight masks, which spikes cannot give; choose other metrics")
-        metrics = dataclasses.replace(description.config.metrics, metrics=chosen)
+            raise ConfigError("the config measures only weight masks, which spikes cannot give; choose other metrics")
+        metric_config = dataclasses.replace(requested, metrics=chosen)
     report = fidelity.fidelity_report(
         description,
         test_inputs,
@@ -143,8 +153,8 @@ def fidelity_of_description(
         scale,
         batch_size or fidelity.DEFAULT_BATCH_SIZE,
         train_inputs,
-        metrics,
-        description.config.seed,
+        metric_config,
+        description.config.seed if seed is None else seed,
     )
     out = Path(out) if out is not None else _default_out(path)
     _write(out, {"fidelity": report.to_tree()})

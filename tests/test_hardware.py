@@ -394,6 +394,16 @@ def test_export_and_simulate_commands(trained, tmp_path, capsys):
     assert set(float_scores) >= {"retraining", "ablation", "correlation"}
     assert float_scores == torch_scores  # float Lava is spike-exact, so its F equals torch's
 
+    # --metrics, --last-step and --seed apply to an exported network too
+    argv = ["measure", str(net), "--n-train", "200", "--n-test", "40", "--out", str(out)]
+    assert main(argv + ["--metrics", "ablation", "--last-step", "--seed", "5"]) == 0
+    with h5py.File(out, "r") as f:
+        chosen = read_tree(f["fidelity/torch/specialization"])
+    assert set(chosen) == {"ablation"}
+    capsys.readouterr()
+    assert main(argv + ["--metrics", "weight_mask"]) == 2
+    assert "leave weight_mask out of --metrics" in capsys.readouterr().err
+
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"not an hdf5 file")
     assert main(["simulate", str(bad)]) == 1

@@ -20,7 +20,8 @@ from spikemod.metrics import (
 )
 from spikemod.metrics.correlation import matched_partners, random_partners
 from spikemod.metrics.retraining import Readouts, train_readouts
-from spikemod.metrics.weight_mask import parameter_owners
+from spikemod.ensemble import ModularEnsemble
+from spikemod.metrics.weight_mask import _initial_scores, _masked_logits, _masks, parameter_owners
 from spikemod.network import ModularNetwork
 from spikemod.task import PairBatch, task_targets
 
@@ -409,6 +410,42 @@ def test_weight_mask_prefers_the_module_that_sees_the_digit():
     assert scores.last > 0.2
     assert (scores.details["mask_accuracy"] > 0.9).all()  # the masks solve their sub-task
     assert all(torch.equal(before[name], p) for name, p in net.state_dict().items())  # weights stay frozen
+
+
+@pytest.mark.parametrize(
+    "model_cfg",
+    [
+        ModelConfig(variant="rate", n_neurons=6, synapses=3),
+        ModelConfig(variant="spiking", n_neurons=6, synapses=3, readout_scheme="shared", bottleneck=4),
+    ],
+)
+def test_masks_of_all_steps_and_digits_run_as_one_ensemble_with_the_same_logits(model_cfg):
+    cfg = network_config(model_cfg)
+    net = ModularNetwork(model_cfg).eval()
+    owners = parameter_owners(net)
+    scores = _initial_scores(owners, net, 4, torch.Generator().manual_seed(0))
+    masks, kept_owner = _masks(scores, owners, 0.2)
+    n_candidates = sum(int((o >= 0).sum()) for o in owners.values())
+    assert kept_owner.shape == (4, round(0.2 * n_candidates))  # each mask keeps its own top 20%
+    assert not torch.equal(masks["w_rec"][0], masks["w_rec"][1])  # masks differ between copies
+    frozen = {name: p.detach() for name, p in net.named_parameters()}
+    images = torch.randn(5, 2, 784)
+    ensemble = ModularEnsemble([net] * 4).eval()
+    together = _masked_logits(net, ensemble, frozen, masks, images, cfg, torch.Generator())
+    one_by_one = _masked_logits(net, None, frozen, masks, images, cfg, torch.Generator())
+    assert together.shape == (3, 4, 5, 2, 10)
+    torch.testing.assert_close(together, one_by_one, rtol=1e-4, atol=1e-5)
+
+
+def test_weight_masks_per_step_also_for_a_network_an_ensemble_cannot_hold():
+    cfg = network_config(
+        ModelConfig(n_neurons=10, synapses=0, bandwidth_cap=2, variant="spiking"),
+        metrics=("weight_mask",), mask_epochs=1, mask_fraction=0.1, mask_lr=1.0,
+    ).replace(train={"batch_size": 64})
+    net = hand_built(cfg.model, entangled=False)
+    scores = measure(net, PrototypePairs(256, 1), PrototypePairs(128, 2), cfg).metrics["weight_mask"]
+    assert scores.raw.shape == (3, 2, 2) and scores.details["mask_accuracy"].shape == (3, 2)
+    np.testing.assert_allclose(scores.raw.sum(axis=1), 1.0)
 
 
 # ----- command line -----

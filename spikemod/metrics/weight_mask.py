@@ -15,8 +15,12 @@ Not masked, as in the reference: input weights, the interconnect (fixed or Deep-
 readout's bias and the LIF parameters.
 
 M(m, k) = fraction of the kept entries that belong to module m; b = 0, the value of a module none
-of whose weights the sub-task keeps (no link). Equal shares (1/M each) give F = 0. One mask is trained per digit and
-per measured step (the loss is taken at that step), sequentially: each is a full training run.
+of whose weights the sub-task keeps (no link). Equal shares (1/M each) give F = 0. One mask is
+trained per digit and per measured step (the loss is taken at that step). All of them train
+together, on the same batches: as copies of the network in one
+:class:`~spikemod.ensemble.ModularEnsemble` (one batched forward pass), or, for networks an
+ensemble cannot hold (Deep-R, a bandwidth cap, a late interconnect onset, learnable LIF
+parameters), one forward pass per mask. SGD is elementwise, so each mask trains as it would alone.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from typing import Dict
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..config import RunConfig
 from ..connectivity import intra_module_mask
-from ..training import network_input, task_loss
+from ..ensemble import ModularEnsemble, unsupported_reason
+from ..training import network_input
 from .scores import MetricScores
 
 __all__ = ["parameter_owners", "weight_mask_metric", "MASK_MOMENTUM", "MASK_WEIGHT_DECAY"]
@@ -72,11 +78,14 @@ def parameter_owners(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
     return owners
 
 
-def _initial_scores(owners: Dict[str, torch.Tensor], model: torch.nn.Module, generator: torch.Generator):
+def _initial_scores(
+    owners: Dict[str, torch.Tensor], model: torch.nn.Module, n_masks: int, generator: torch.Generator
+) -> Dict[str, torch.Tensor]:
+    """Scores [n_masks, *shape] of every masked parameter."""
     params = dict(model.named_parameters())
     scores = {}
-    for name, owner in owners.items():
-        shape = params[name].shape
+    for name in owners:
+        shape = (n_masks,) + tuple(params[name].shape)
         if name.endswith("bias") or name == "b":
             scores[name] = torch.randn(shape, generator=generator) * 1e-2
         else:
@@ -88,44 +97,64 @@ def _initial_scores(owners: Dict[str, torch.Tensor], model: torch.nn.Module, gen
 
 
 def _masks(scores: Dict[str, torch.Tensor], owners: Dict[str, torch.Tensor], fraction: float):
-    """Straight-through binary masks (1 for kept and for unmasked entries) and the owner of every kept entry."""
+    """Straight-through binary masks [n_masks, *shape] (1 for kept and for unmasked entries), each
+    keeping its own global top ``fraction``, and the owner of every kept entry [n_masks, kept]."""
     names = list(scores)
+    n_masks = len(scores[names[0]])
     candidate = torch.cat([(owners[n] >= 0).flatten() for n in names])
-    flat = torch.cat([scores[n].flatten() for n in names])
+    flat = torch.cat([scores[n].flatten(1) for n in names], dim=1)  # [n_masks, entries]
     n_keep = max(1, int(round(fraction * int(candidate.sum()))))
     ranked = torch.where(candidate, flat.detach(), torch.tensor(-math.inf))
-    keep = torch.zeros_like(candidate)
-    keep[ranked.topk(n_keep).indices] = True
+    keep = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, ranked.topk(n_keep, dim=1).indices, True)
     binary = keep.to(flat.dtype) + flat - flat.detach()  # straight-through: d mask / d score = 1
     binary = torch.where(candidate, binary, torch.ones_like(binary))
-    parts = binary.split([scores[n].numel() for n in names])
+    parts = binary.split([scores[n][0].numel() for n in names], dim=1)
     masks = {n: part.view_as(scores[n]) for n, part in zip(names, parts)}
     owner = torch.cat([owners[n].flatten() for n in names])
-    return masks, owner[keep]
+    return masks, owner.expand(n_masks, -1)[keep].view(n_masks, n_keep)
 
 
-def _masked_logits(model, frozen, masks, images, config: RunConfig, generator, step: int) -> torch.Tensor:
-    """Logits [step, B, H, C] of the network with its module parameters masked."""
-    params = {**frozen, **{name: frozen[name] * mask for name, mask in masks.items()}}
+def _masked_logits(model, ensemble, frozen, masks, images, config: RunConfig, generator) -> torch.Tensor:
+    """Logits [T, n_masks, B, H, C] of the network under each mask (its module parameters masked)."""
     x, static = network_input(images, config, generator)
-    return functional_call(model, params, (x,), {"static": static}).logits[:step]
+    if ensemble is not None:  # the masks' networks as one ensemble reading one input
+        params = {f"stacked.{name.replace('.', '__')}": frozen[name] * mask for name, mask in masks.items()}
+        return functional_call(ensemble, params, (x[:, None],), {"static": static})[0]
+    n_masks = len(next(iter(masks.values())))
+    return torch.stack(
+        [
+            functional_call(
+                model, {**frozen, **{n: frozen[n] * mask[j] for n, mask in masks.items()}}, (x,), {"static": static}
+            ).logits
+            for j in range(n_masks)
+        ],
+        dim=1,
+    )
 
 
-def _train_mask(model, owners, train_data, config: RunConfig, generator, step: int, digit: int):
-    """Edge-popup scores trained so that the masked network outputs ``digit`` at ``step``."""
+def _at_own_step(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Each mask's logits at its own step: [T, n_masks, B, H, C], step rows [n_masks] -> [n_masks, B, H, C]."""
+    return logits[rows, torch.arange(len(rows))]
+
+
+def _train_masks(model, ensemble, owners, train_data, config: RunConfig, generator, rows, digits):
+    """Edge-popup scores [n_masks, ...] trained so that mask j's network outputs ``digits[j]`` at
+    step row ``rows[j]`` (the cross-entropy of every head; the masks' losses are summed)."""
     cfg = config.metrics
     frozen = {name: p.detach() for name, p in model.named_parameters()}
-    scores = _initial_scores(owners, model, generator)
+    scores = _initial_scores(owners, model, len(rows), generator)
     optimizer = torch.optim.SGD(
         list(scores.values()), lr=cfg.mask_lr, momentum=MASK_MOMENTUM, weight_decay=MASK_WEIGHT_DECAY
     )
     for _ in range(cfg.mask_epochs):
         for batch in train_data.batches(config.train.batch_size, shuffle=True, generator=generator):
             masks, _ = _masks(scores, owners, cfg.mask_fraction)
-            logits = _masked_logits(model, frozen, masks, batch.images, config, generator, step)
-            target = batch.digits[:, digit : digit + 1].expand(-1, logits.shape[2])  # every head
+            logits = _at_own_step(_masked_logits(model, ensemble, frozen, masks, batch.images, config, generator), rows)
+            n_masks, size, heads, classes = logits.shape
+            target = batch.digits[:, digits].T[..., None].expand(n_masks, size, heads)  # every head
+            loss = F.cross_entropy(logits.reshape(-1, classes), target.reshape(-1), reduction="none")
             optimizer.zero_grad(set_to_none=True)
-            task_loss(logits, target).backward()
+            loss.view(n_masks, -1).mean(dim=1).sum().backward()
             optimizer.step()
     return scores
 
@@ -140,22 +169,25 @@ def weight_mask_metric(
     owners = parameter_owners(model)
     frozen = {name: p.detach() for name, p in model.named_parameters()}
     n_digits = train_data.digits.shape[1]
-    shares = np.zeros((len(steps), model.n_modules, n_digits))
-    accuracy = np.zeros((len(steps), n_digits))
+    # one mask per (measured step, digit), step-major
+    rows = torch.as_tensor(steps - 1).repeat_interleave(n_digits)
+    digits = torch.arange(n_digits).repeat(len(steps))
+    batched = unsupported_reason(config) is None
+    ensemble = ModularEnsemble([model] * len(rows)).eval() if batched else None
     was_training = model.training
     model.eval()
     try:
-        for row, step in enumerate(steps.tolist()):
-            for k in range(n_digits):
-                scores = _train_mask(model, owners, train_data, config, generator, step, k)
-                with torch.no_grad():
-                    masks, kept_owner = _masks(scores, owners, config.metrics.mask_fraction)
-                    correct = 0.0
-                    for batch in test_data.batches(config.train.batch_size):
-                        logits = _masked_logits(model, frozen, masks, batch.images, config, generator, step)
-                        correct += (logits[-1].argmax(-1) == batch.digits[:, k : k + 1]).float().mean(1).sum().item()
-                accuracy[row, k] = correct / len(test_data)
-                shares[row, :, k] = np.bincount(kept_owner.numpy(), minlength=model.n_modules) / len(kept_owner)
+        scores = _train_masks(model, ensemble, owners, train_data, config, generator, rows, digits)
+        with torch.no_grad():
+            masks, kept_owner = _masks(scores, owners, config.metrics.mask_fraction)
+            correct = torch.zeros(len(rows))
+            for batch in test_data.batches(config.train.batch_size):
+                logits = _masked_logits(model, ensemble, frozen, masks, batch.images, config, generator)
+                decided = _at_own_step(logits, rows).argmax(-1)  # [n_masks, B, H]
+                correct += (decided == batch.digits[:, digits].T[..., None]).float().mean(2).sum(1)
     finally:
         model.train(was_training)
-    return MetricScores("weight_mask", shares, 0.0, steps, {"mask_accuracy": accuracy})
+    accuracy = (correct / len(test_data)).view(len(steps), n_digits).numpy()
+    counts = torch.stack([torch.bincount(kept, minlength=model.n_modules) for kept in kept_owner])  # [n_masks, M]
+    shares = (counts / kept_owner.shape[1]).view(len(steps), n_digits, model.n_modules).transpose(1, 2)
+    return MetricScores("weight_mask", shares.numpy(), 0.0, steps, {"mask_accuracy": accuracy})

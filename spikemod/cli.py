@@ -243,16 +243,15 @@ def _measure(args: argparse.Namespace) -> int:
         metrics["correlation"] = args.correlation
     if args.last_step:
         metrics["per_step"] = False
+    data = _data_overrides(args, ("data_root", "n_train", "n_test"))
     if _is_lava_description(args.checkpoint):
         # An exported network: the same metric suite on the spikes that Lava (float and fixed
         # point) and snnTorch produce for it, side by side.
-        data = _data_overrides(args, ("data_root", "n_test", "n_train"))
         return _run_hardware(
             lambda: _print_fidelity(
                 args.checkpoint, args.out, specialization=True, metrics=metrics, seed=args.seed, **data
             )
         )
-    data = {k: v for k, v in (("data_root", args.data_root), ("n_train", args.n_train), ("n_test", args.n_test)) if v is not None}
     overrides = {name: value for name, value in (("metrics", metrics), ("data", data)) if value}
     result, path = measure_checkpoint(args.checkpoint, args.out, args.seed, **overrides)
     print(result.table())

@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 
 #: Seconds between progress updates of a local sweep (runs are counted as their results are stored).
 PROGRESS_POLL_S = 5.0
+#: Default runs per chunk (trained together as one ensemble): per local task and per SLURM job.
+LOCAL_CHUNK_SIZE, SLURM_CHUNK_SIZE = 6, 8
 
 __all__ = [
     "run_one",
@@ -338,7 +340,7 @@ def run_local(
     configs: Sequence[RunConfig],
     store: "str | Path",
     workers: Optional[int] = None,
-    chunk_size: int = 6,
+    chunk_size: int = LOCAL_CHUNK_SIZE,
     progress: bool = True,
     log_path: Optional[str] = None,
 ) -> SweepReport:
@@ -532,7 +534,7 @@ def run_slurm(
     configs: Sequence[RunConfig],
     store: "str | Path",
     options: SlurmOptions = SlurmOptions(),
-    chunk_size: int = 8,
+    chunk_size: int = SLURM_CHUNK_SIZE,
     progress: bool = True,
 ) -> SweepReport:
     """Submit the missing runs of ``configs`` as a SLURM job array (one job per chunk) via submitit.
@@ -661,12 +663,14 @@ def run_sweep(
     """Run the missing runs of a sweep with the ``local`` process pool or on ``slurm``."""
     if executor == "local":
         try:
-            return run_local(configs, store, workers=workers, chunk_size=chunk_size or 6, progress=progress)
+            return run_local(
+                configs, store, workers=workers, chunk_size=chunk_size or LOCAL_CHUNK_SIZE, progress=progress
+            )
         finally:
             if Path(store).is_dir():
                 ResultStore(store).rebuild_index()
     if executor == "slurm":
         return run_slurm(
-            configs, store, slurm or SlurmOptions(), chunk_size=chunk_size or 8, progress=progress
+            configs, store, slurm or SlurmOptions(), chunk_size=chunk_size or SLURM_CHUNK_SIZE, progress=progress
         )
     raise ConfigError(f"executor {executor!r} is unknown: use 'local' or 'slurm'")

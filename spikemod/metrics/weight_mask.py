@@ -137,11 +137,10 @@ def _at_own_step(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return logits[rows, torch.arange(len(rows))]
 
 
-def _train_masks(model, ensemble, owners, train_data, config: RunConfig, generator, rows, digits):
+def _train_masks(model, ensemble, frozen, owners, train_data, config: RunConfig, generator, rows, digits):
     """Edge-popup scores [n_masks, ...] trained so that mask j's network outputs ``digits[j]`` at
     step row ``rows[j]`` (the cross-entropy of every head; the masks' losses are summed)."""
     cfg = config.metrics
-    frozen = {name: p.detach() for name, p in model.named_parameters()}
     scores = _initial_scores(owners, model, len(rows), generator)
     optimizer = torch.optim.SGD(
         list(scores.values()), lr=cfg.mask_lr, momentum=MASK_MOMENTUM, weight_decay=MASK_WEIGHT_DECAY
@@ -177,7 +176,7 @@ def weight_mask_metric(
     was_training = model.training
     model.eval()
     try:
-        scores = _train_masks(model, ensemble, owners, train_data, config, generator, rows, digits)
+        scores = _train_masks(model, ensemble, frozen, owners, train_data, config, generator, rows, digits)
         with torch.no_grad():
             masks, kept_owner = _masks(scores, owners, config.metrics.mask_fraction)
             correct = torch.zeros(len(rows))

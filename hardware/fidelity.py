@@ -24,6 +24,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from spikemod import seeding
 from spikemod.config import MetricConfig
 from spikemod.metrics.features import FeatureSet, module_features
 from spikemod.training import network_input
@@ -47,10 +48,6 @@ __all__ = [
 
 BACKENDS = ("torch", "lava-float", "lava-fixed")
 
-#: Stream of the input-noise generator, derived from the config's seed.
-_INPUT_STREAM = 7
-
-
 @dataclass(frozen=True)
 class TaskInputs:
     """The host side of a dataset: ``current`` [T, P, N] float32, ``digits`` [P, 2], ``targets`` [P, H]."""
@@ -67,8 +64,9 @@ def task_inputs(description: NetworkDescription, dataset, seed: Optional[int] = 
     """Input currents of every pair of a :class:`~spikemod.task.PairDataset`, in the config's batches.
 
     Noise, onsets and input spikes are drawn as in training (:func:`spikemod.training.network_input`)
-    from a generator seeded by ``seed`` (default: the config's seed), so every backend sees the
-    same input.
+    from the split's ``inputs/…`` stream of ``seed`` (default: the config's seed;
+    :mod:`spikemod.seeding`), so every backend sees the same input, and the same as
+    ``spikemod measure`` on the checkpoint.
     """
     config = description.config
     n_inputs = dataset.image_sets[0].images.shape[1]
@@ -78,7 +76,7 @@ def task_inputs(description: NetworkDescription, dataset, seed: Optional[int] = 
             f"{description.n_inputs}; use the dataset of its config ({config.data.dataset})"
         )
     seed = config.seed if seed is None else seed
-    generator = torch.Generator().manual_seed(seed * 16 + _INPUT_STREAM)
+    generator = seeding.generator(seed, seeding.inputs_purpose(dataset.train))
     currents, digits, targets = [], [], []
     for batch in dataset.batches(config.train.batch_size):
         x, static = network_input(batch.images, config, generator)

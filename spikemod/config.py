@@ -425,7 +425,8 @@ def _from_dict(cls: Type[T], values: Any) -> T:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines one run. Same config and seed give the same numbers on the CPU."""
+    """Everything that defines one run. Same config and seed give the same numbers on the same
+    machine and library build (README, Reproducibility)."""
 
     data: DataConfig = field(default_factory=DataConfig)
     task: TaskConfig = field(default_factory=TaskConfig)

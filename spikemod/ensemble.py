@@ -38,14 +38,11 @@ from .config import ConfigError, RunConfig
 from .data import ImageSet
 from .network import ModularNetwork, competitive_max
 from .task import PairDataset
+from . import seeding
 from .training import (
-    _EVAL_STREAM,
-    _INPUT_STREAM,
-    _SHUFFLE_STREAM,
     TrainingDivergedError,
     TrainResult,
     _describe,
-    _generator,
     _noise_fits,
     build_model,
     loss_logits,
@@ -360,7 +357,7 @@ def _evaluate(
     [K, M, M]; ``test_sets`` and ``inputs`` (configs) are those of the G inputs."""
     was_training = ensemble.training
     ensemble.eval()
-    generators = [_generator(c.seed, _EVAL_STREAM) for c in inputs]
+    generators = [seeding.generator(c.seed, seeding.inputs_purpose(test_sets[0].train)) for c in inputs]
     batch_size = inputs[0].train.batch_size
     per_input = ensemble.n_networks // len(inputs)
     loss_sum, correct, cross, count = 0.0, 0.0, 0.0, 0
@@ -408,8 +405,8 @@ def train_ensemble(configs: Sequence[RunConfig]) -> List[TrainResult]:
     models = [build_model(c, n_inputs=n_pixels, n_classes=train_sets[0].n_classes) for c in configs]
     ensemble = ModularEnsemble(models)
     optimizer = make_optimizer(ensemble, first.train)
-    shuffles = [_generator(c.seed, _SHUFFLE_STREAM) for c in inputs]
-    noises = [_generator(c.seed, _INPUT_STREAM) for c in inputs]
+    shuffles = [seeding.generator(c.seed, "shuffle") for c in inputs]
+    noises = [seeding.generator(c.seed, "training-noise") for c in inputs]
     per_input = len(configs) // n_inputs
 
     k = len(configs)

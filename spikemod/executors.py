@@ -100,7 +100,7 @@ def run_one(config: RunConfig, trained: Optional["TrainResult"] = None) -> Dict[
     train_set = PairDataset(config.data, config.task, train=True, seed=config.seed)
     test_set = PairDataset(config.data, config.task, train=False, seed=config.seed)
     specialization = measure(model, train_set, test_set, config)
-    counts = measure_resources(model, test_set, config, batch_size=config.train.batch_size)
+    counts = measure_resources(model, test_set, config)
 
     history = dict(trained.history)
     samples_per_second = history.pop("samples_per_second")

@@ -64,6 +64,7 @@ import h5py
 import numpy as np
 import torch
 
+from . import seeding
 from .checkpoint import load_checkpoint
 from .config import RunConfig
 from .connectivity import blocks
@@ -539,7 +540,7 @@ def measure_resources(
     dataset: PairDataset,
     config: RunConfig,
     *,
-    batch_size: int = 256,
+    batch_size: Optional[int] = None,
     generator: Optional[torch.Generator] = None,
     energy_model: EnergyModel = EnergyModel(),
 ) -> ResourceCounts:
@@ -547,9 +548,13 @@ def measure_resources(
     :class:`~spikemod.task.PairDataset`.
 
     ``config`` is the run's :class:`~spikemod.config.RunConfig` (task, encoding and T); ``generator``
-    seeds noise and spike encodings (default: seeded from ``config.seed``).
+    draws noise and spike encodings (default: the split's measured-input stream of ``config.seed``,
+    :mod:`spikemod.seeding`, in batches of ``config.train.batch_size``: the inputs of the test
+    accuracy and the metrics).
     """
-    generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
+    batch_size = batch_size or config.train.batch_size
+    if generator is None:
+        generator = seeding.generator(config.seed, seeding.inputs_purpose(dataset.train))
     encoding = config.task.encoding
     parts = []
     was_training = model.training
@@ -587,7 +592,7 @@ def measure_checkpoint_resources(
     config = loaded.config.replace(**overrides) if overrides else loaded.config
     test_set = PairDataset(config.data, config.task, train=False, seed=config.seed)
     counts = measure_resources(
-        loaded.model, test_set, config, batch_size=config.train.batch_size, energy_model=energy_model
+        loaded.model, test_set, config, energy_model=energy_model
     )
     path = Path(out) if out is not None else Path(checkpoint)
     save_resources(path, counts)

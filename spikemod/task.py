@@ -13,6 +13,7 @@ from typing import Iterator, List, Tuple
 
 import torch
 
+from . import seeding
 from .config import DataConfig, TaskConfig
 from .data import ImageSet, load_image_sets
 
@@ -26,9 +27,6 @@ __all__ = [
 ]
 
 N_CLASSES = 10
-#: Offset between the train and test pair seeds, so the two splits draw independent pairs.
-TEST_SEED_OFFSET = 1_000_003
-
 
 @dataclass(frozen=True)
 class PairBatch:
@@ -87,7 +85,7 @@ class PairDataset:
         self.task_config = task
         self.train = train
         self.image_sets: List[ImageSet] = load_image_sets(data, train)
-        generator = torch.Generator().manual_seed(seed + (0 if train else TEST_SEED_OFFSET))
+        generator = seeding.generator(seed, seeding.pairs_purpose(train))
         first_set, second_set = self.image_sets
         first = torch.randperm(len(first_set.labels), generator=generator)
         limit = data.n_train if train else data.n_test

@@ -7,7 +7,7 @@ train with Adadelta or AdamW; Deep-R connections with their own Adam (:class:`~s
 random-walk temperature deep_r_noise·(1 - p)). After every epoch the model is evaluated on the test
 pairs, as in the papers' code; the state with the best mean test accuracy is kept, and training
 stops early once every head reaches ``target_accuracy``. Same config and seed give the same
-numbers on the CPU. With structured input noise, a final batch smaller than the noise's
+numbers on the same machine and library build (random streams: :mod:`spikemod.seeding`). With structured input noise, a final batch smaller than the noise's
 ``noise_samples`` is skipped (the noise averages that many batch samples).
 """
 
@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import seeding
 from .config import ConfigError, RunConfig, TrainConfig
 from .deepr import DeepR
 from .encoding import encode
@@ -44,10 +45,6 @@ __all__ = [
     "train",
 ]
 
-# Offsets of the seeded random streams derived from RunConfig.seed.
-_SHUFFLE_STREAM, _INPUT_STREAM, _DEEP_R_STREAM, _EVAL_STREAM = 0, 1, 2, 3
-
-
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite."""
 
@@ -67,14 +64,11 @@ class TrainResult:
     test_accuracy: torch.Tensor
 
 
-def _generator(seed: int, stream: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 4 + stream)
-
-
 def build_model(config: RunConfig, n_inputs: int = 784, n_classes: int = 10) -> ModularNetwork:
-    """The network for ``config``, initialised from ``config.seed`` without touching the global RNG."""
+    """The network for ``config``, initialised from the ``init`` stream of ``config.seed`` without
+    touching the global RNG."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(seeding.stream_seed(config.seed, "init"))
         return ModularNetwork(
             config.model, n_inputs=n_inputs, n_slots=2, n_heads=config.task.n_heads, n_classes=n_classes
         )
@@ -150,12 +144,12 @@ def evaluate(
 ) -> Dict[str, torch.Tensor]:
     """Test loss, accuracy per head [H] and (spiking) mean cross spikes per sample and step [M, M].
 
-    The input noise of the evaluation is seeded from ``config.seed``, so repeated evaluations of one
-    model give the same numbers.
+    The input noise is the split's measured input (:mod:`~spikemod.seeding`), drawn afresh: repeated
+    evaluations give the same numbers, on the inputs that the metrics and resource counts see too.
     """
     was_training = model.training
     model.eval()
-    generator = _generator(config.seed, _EVAL_STREAM)
+    generator = seeding.generator(config.seed, seeding.inputs_purpose(dataset.train))
     loss_sum, correct, cross, count = 0.0, 0.0, 0.0, 0
     for batch in dataset.batches(config.train.batch_size):
         if not _noise_fits(len(batch.targets), config):
@@ -251,8 +245,8 @@ def train(config: RunConfig, progress: bool = True) -> TrainResult:
     n_inputs = train_set.image_sets[0].images.shape[1]
     model = build_model(config, n_inputs=n_inputs, n_classes=train_set.n_classes)
     optimizer = make_optimizer(model, config.train)
-    deep_r = make_deep_r(model, config, _generator(config.seed, _DEEP_R_STREAM))
-    generators = (_generator(config.seed, _SHUFFLE_STREAM), _generator(config.seed, _INPUT_STREAM))
+    deep_r = make_deep_r(model, config, seeding.generator(config.seed, "deep-r"))
+    generators = (seeding.generator(config.seed, "shuffle"), seeding.generator(config.seed, "training-noise"))
 
     keys = ["train_loss", "train_accuracy", "test_loss", "test_accuracy", "samples_per_second"]
     history: Dict[str, list] = {key: [] for key in keys + (["test_cross_spikes"] if model.spiking else [])}

@@ -3,12 +3,17 @@ import dataclasses
 import pytest
 import torch
 
+from numerics import assert_same_up_to_order, assert_spikes_decided
+
 from spikemod.config import ModelConfig
 from spikemod.connectivity import blocks, intra_module_mask
 from spikemod.network import ModularNetwork, competitive_max
 from spikemod.training import task_loss
 
+pytestmark = pytest.mark.numerics  # float comparisons between computation orders
+
 D = 16  # pixels per slot in these synthetic tests
+N_TERMS = 2 * D + 12 + 12  # summed terms along a step: input pixels, recurrent sources, readout inputs
 
 
 def _net(**fields) -> ModularNetwork:
@@ -162,11 +167,12 @@ def test_spiking_forward_is_the_lava_lif_recurrence():
     out = net(x)
     w_in, w_rec, b = net.input_weight(), net.recurrent_weight(), net.bias()
     beta, threshold = net.beta(), net.threshold()
+    assert_spikes_decided(out.membrane, threshold, N_TERMS)
     u, s = torch.zeros(3, 12), torch.zeros(3, 12)
     for t in range(6):
         u = beta * (1 - s) * u + x[t].flatten(1) @ w_in.T + s @ w_rec.T + b
         s = (u > threshold).float()
-        assert torch.allclose(out.membrane[t], u, atol=1e-5)
+        assert_same_up_to_order(out.membrane[t], u, N_TERMS)
         assert torch.equal(out.states[t], s)
     assert out.states.sum() > 0
 
@@ -232,25 +238,26 @@ def test_rate_forward_matches_the_recurrence():
     h = torch.zeros(2, 12)
     for t in range(3):
         h = torch.tanh(x[t].flatten(1) @ w_in.T + h @ w_rec.T + b)
-        assert torch.allclose(out.states[t], h, atol=1e-6)
+        assert_same_up_to_order(out.states[t], h, N_TERMS)
 
 
 def test_static_input_projects_once_with_the_same_result():
     net = _net(variant="spiking")
     x = _input()
     static, moving = net(x, static=True), net(x.contiguous(), static=False)
+    assert_spikes_decided(static.membrane, net.config.threshold, N_TERMS)
     assert torch.equal(static.states, moving.states)
-    assert torch.allclose(static.membrane, moving.membrane, atol=1e-5)
+    assert_same_up_to_order(static.membrane, moving.membrane, N_TERMS)
 
 
 def test_input_current_and_fused_input():
     x = torch.randn(2, 3, 2, D)
     net = _net(input_scheme="shared")
-    assert torch.allclose(net.input_current(x), x.flatten(2) @ net.input_weight().T, atol=1e-6)
+    assert_same_up_to_order(net.input_current(x), x.flatten(2) @ net.input_weight().T, 2 * D)
     fused = _net(input_scheme="fused")
     w = fused.input_weight()
     assert w.shape == (12, 2 * D) and torch.equal(w[:, :D], w[:, D:])
-    assert torch.allclose(fused.input_current(x), (x[:, :, 0] + x[:, :, 1]) @ fused.w_in.T, atol=1e-6)
+    assert_same_up_to_order(fused.input_current(x), (x[:, :, 0] + x[:, :, 1]) @ fused.w_in.T, 2 * D)
 
 
 def test_membrane_and_count_readouts():
@@ -262,12 +269,12 @@ def test_membrane_and_count_readouts():
     v = torch.zeros_like(current[0])
     for t in range(5):
         v = 0.9 * v + current[t]
-        assert torch.allclose(out.logits[t], v, atol=1e-5)
+        assert_same_up_to_order(out.logits[t], v, 12 + 5)  # readout inputs, then 5 leaky steps
     torch.manual_seed(1)
     count = _net(variant="spiking", readout_scheme="shared", spike_readout="count")
     out = count(x)
     counts = out.states.cumsum(0)
-    assert torch.allclose(out.logits, count.readout(counts).unflatten(-1, (2, 10)), atol=1e-5)
+    assert_same_up_to_order(out.logits, count.readout(counts).unflatten(-1, (2, 10)), 12)
 
 
 @pytest.mark.parametrize("surrogate", ["atan", "fast_sigmoid"])
@@ -401,7 +408,7 @@ def test_interconnect_switches_on_at_the_onset_step(fields):
         for t in range(steps):
             w = w_full if t + 1 >= onset else w_intra
             h = torch.tanh(x[t].flatten(1) @ w_in.T + h @ w.T + b)
-            assert torch.allclose(out.states[t], h, atol=1e-6)
+            assert_same_up_to_order(out.states[t], h, N_TERMS)
         return
     # Spikes of step t arrive at step t + 1: those of steps t < onset - 1 never cross.
     assert out.cross_spikes[: onset - 2].sum() == 0

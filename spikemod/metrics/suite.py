@@ -4,8 +4,9 @@
 pairs; it works out the variant from the network's output (rate states, or spikes turned into
 counts), so the user never says which. :func:`measure_features` runs the same metrics on features
 recorded anywhere else (e.g. spike counts from Lava). Every random choice (input noise, readout
-initialisation and batches, correlation partners, mask scores) comes from generators seeded by
-``seed``, one stream per purpose, so the same seed and config give the same numbers on the CPU.
+initialisation and batches, correlation partners, mask scores) comes from the named streams of
+``seed`` (:mod:`spikemod.seeding`); the input noise of each split is the one that training's
+evaluation, the resource counts and the fidelity report draw too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import h5py
 import numpy as np
 import torch
 
-from .. import __version__
+from .. import __version__, seeding
 from ..config import MetricConfig, RunConfig
 from ..modularity import Modularity, network_modularity
 from ..results import read_tree, write_tree
@@ -41,14 +42,6 @@ __all__ = [
 
 #: HDF5 group that holds the suite's results.
 RESULTS_GROUP = "specialization"
-
-# Seeded random streams derived from the seed, one per purpose.
-_FEATURE_STREAM, _READOUT_STREAM, _CORRELATION_STREAM, _MASK_STREAM = range(4)
-
-
-def _generator(seed: int, stream: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 16 + stream)
-
 
 def measured_steps(n_steps: int, per_step: bool) -> np.ndarray:
     """The 1-based time steps to measure: all of them, or only the last."""
@@ -180,14 +173,14 @@ def measure_features(
     train, test = train.at_steps(rows), test.at_steps(rows)
     metrics: Dict[str, MetricScores] = {}
     if "retraining" in config.metrics or "ablation" in config.metrics:
-        retraining, readouts = retraining_metric(train, test, config, _generator(seed, _READOUT_STREAM), steps)
+        retraining, readouts = retraining_metric(train, test, config, seeding.generator(seed, "readouts"), steps)
         if "retraining" in config.metrics:
             metrics["retraining"] = retraining
         if "ablation" in config.metrics:
             metrics["ablation"] = ablation_metric(readouts, test, steps)
     if "correlation" in config.metrics:
         metrics["correlation"] = correlation_metric(
-            test, config.correlation, _generator(seed, _CORRELATION_STREAM), steps
+            test, config.correlation, seeding.generator(seed, "correlation"), steps
         )
     return SpecializationResult(metrics, steps, seed, test.kind)
 
@@ -217,9 +210,10 @@ def measure(
     metrics: Dict[str, MetricScores] = {}
     kind = "none"
     if feature_metrics:
-        generator = _generator(seed, _FEATURE_STREAM)
-        train_features = extract_features(model, train_data, config, generator)
-        test_features = extract_features(model, test_data, config, generator)
+        train_features, test_features = (
+            extract_features(model, data, config, seeding.generator(seed, seeding.inputs_purpose(train)))
+            for data, train in ((train_data, True), (test_data, False))
+        )
         measured = measure_features(
             train_features, test_features, dataclasses.replace(metric_cfg, metrics=feature_metrics), seed
         )
@@ -228,7 +222,7 @@ def measure(
     steps = measured_steps(config.n_steps, metric_cfg.per_step)
     if "weight_mask" in metric_cfg.metrics:
         metrics["weight_mask"] = weight_mask_metric(
-            model, train_data, test_data, config, _generator(seed, _MASK_STREAM), steps
+            model, train_data, test_data, config, seeding.generator(seed, "weight-mask"), steps
         )
     return SpecializationResult(metrics, steps, seed, kind, network_modularity(model), config)
 

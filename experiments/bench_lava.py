@@ -32,7 +32,7 @@ from spikemod.hardware.fidelity import simulate, spike_agreement, task_inputs
 from spikemod.hardware.host import lava_network
 from spikemod.hardware.reference import reference_run
 from spikemod.hardware.simulator import DEFAULT_BATCH_SIZE, LavaTiming, run_lava, run_lava_per_sample
-from spikemod.results import write_tree
+from spikemod.h5tree import write_tree
 from spikemod.task import PairDataset
 from spikemod.training import train
 

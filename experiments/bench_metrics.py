@@ -38,8 +38,8 @@ from spikemod.config import DataConfig, MetricConfig, ModelConfig, RunConfig
 from spikemod.metrics.features import FeatureSet, extract_features
 from spikemod.metrics.retraining import train_readouts
 from spikemod.metrics.weight_mask import MASK_MOMENTUM, MASK_WEIGHT_DECAY, parameter_owners, weight_mask_metric
-from spikemod.task import PairDataset
-from spikemod.training import build_model, network_input
+from spikemod.task import PairDataset, network_input
+from spikemod.training import build_model
 
 
 def plain_readouts(train: FeatureSet, test: FeatureSet, config: MetricConfig, seed: int) -> int:

@@ -1,11 +1,12 @@
-"""Training speed: a plain snnTorch loop against spikemod's ensemble trainer, in one process.
+"""Training speed: a plain snnTorch loop against spikemod's trainer, in one process.
 
 The workload is a slice of the Fig. 2 sweep: two modules of n = 25 neurons, T = 5, batch 128,
 6 sparsities x 3 seeds, spiking and rate. The baseline is what one would write by hand: two
 ``snn.Leaky`` modules (or tanh modules) with per-module input layers, masked recurrent and cross
 weights and per-module readouts, trained with AdamW, one network at a time. spikemod trains the 18
-networks of each variant as one ensemble (:func:`spikemod.ensemble.train_ensemble`). The two run
-interleaved (the machine is shared, so ratios of neighbouring measurements are what counts).
+networks of each variant as one stack (:func:`spikemod.training.train` on the 18 configs), and, for
+the single-network speed, the first of them alone (K = 1). They run interleaved (the machine is
+shared, so ratios of neighbouring measurements are what counts).
 Printed: samples/s of each and their ratio, the fraction of this process's dense matmul FLOP rate
 (a 2048² float32 matmul) reached, and peak memory.
 
@@ -25,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikemod.config import RunConfig
-from spikemod.ensemble import train_ensemble
 from spikemod.task import PairDataset
+from spikemod.training import train
 
 N, T, BATCH, D = 25, 5, 128, 784
 P_VALUES = ("one", 0.01, 0.05, 0.1, 0.5, 1.0)
@@ -137,7 +138,7 @@ def sweep_configs(variant: str, dataset: str, n_train: int) -> list:
 def run_spikemod(configs: list) -> tuple:
     """(training samples/s over all networks, samples/s including data set-up and evaluation)."""
     start = time.perf_counter()
-    results = train_ensemble(configs)
+    results = train(configs, progress=False)
     wall = time.perf_counter() - start
     per_network = results[0].history["samples_per_second"][0]
     n_train = configs[0].data.n_train
@@ -159,19 +160,25 @@ def main() -> None:
     for variant in ("spiking", "rate"):
         configs = sweep_configs(variant, args.dataset, args.n_train)
         dataset = PairDataset(configs[0].data, configs[0].task, train=True, seed=0)
-        base, ours, ours_wall = [], [], []
+        base, ours, ours_wall, single = [], [], [], []
         for _ in range(args.repeats):  # interleaved
             base.append(run_baseline(variant == "spiking", dataset, args.baseline_networks))
             train_speed, wall_speed = run_spikemod(configs)
             ours.append(train_speed)
             ours_wall.append(wall_speed)
+            single.append(run_spikemod(configs[:1])[0])
         ratios = [o / b for o, b in zip(ours, base)]
+        single_ratios = [s / b for s, b in zip(single, base)]
         b, o, w = statistics.median(base), statistics.median(ours), statistics.median(ours_wall)
         print(
-            f"{variant:8s} plain snnTorch {b:9.0f} samples/s | spikemod ensemble of {len(configs)}: "
+            f"{variant:8s} plain snnTorch {b:9.0f} samples/s | spikemod stack of {len(configs)}: "
             f"{o:9.0f} samples/s training ({w:.0f} incl. data set-up and evaluation) | "
             f"ratio {statistics.median(ratios):.1f}x (per repeat: {', '.join(f'{r:.1f}' for r in ratios)}) | "
             f"FLOP fraction: baseline {b * per_sample / peak_flops:.1%}, spikemod {o * per_sample / peak_flops:.1%}"
+        )
+        print(
+            f"{'':8s} spikemod one network (K = 1): {statistics.median(single):9.0f} samples/s | "
+            f"ratio {statistics.median(single_ratios):.1f}x (per repeat: {', '.join(f'{r:.1f}' for r in single_ratios)})"
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (maxrss): {peak:.0f} MB")

@@ -2,8 +2,10 @@
 
 Each ``fig*.py`` script builds a list of run configs (full mode: the papers' settings; ``--quick``:
 the offline ``digits`` set, small modules, short training), runs the missing ones into a results
-store with :func:`spikemod.executors.run_sweep` (a re-run skips finished runs, so a killed sweep
-resumes) and then draws its figures from the stored results only (:mod:`spikemod.plots`).
+store with :func:`spikemod.executors.run_local` (a re-run skips finished runs, so a killed sweep
+resumes) and then draws its figures from the stored results only (:mod:`spikemod.plots`). With
+``--keep-checkpoints`` the store also keeps every run's trained network
+(``checkpoints/<run_id>.h5``), so any network of a figure can go to ``spikemod export``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from typing import Callable, List, Optional, Sequence
 
 from spikemod.config import LOSSES, ConfigError, DataConfig, MetricConfig, ModelConfig, RunConfig, TrainConfig
 from spikemod.data import DataUnavailableError, load_image_sets
-from spikemod.executors import run_sweep
+from spikemod.executors import run_local
+from spikemod.identity import config_overrides
 from spikemod.results import ResultStore
-from spikemod.sweep import config_overrides
 
 #: Where the committed results and figures live.
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,6 +63,12 @@ def make_parser(description: str, name: str, quick_seeds: int = 2) -> argparse.A
         default="deciding",
         help="training loss with separate readouts (TrainConfig.loss): deciding (the reference code's, "
         "default) or marginal (trains faster); a non-default loss gets its own store, -<loss> appended",
+    )
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="also store each run's trained network (STORE/checkpoints/RUN_ID.h5, for spikemod export); "
+        "runs stored without one run again",
     )
     parser.add_argument(
         "--figures-only", action="store_true", help="draw the figures from the store, run nothing"
@@ -146,7 +154,7 @@ def run_experiment(
         for data in {c.data for c in configs}:  # fail here, once, rather than in every run
             load_image_sets(data, train=True)
         start = time.perf_counter()
-        report = run_sweep(configs, store, workers=args.workers)
+        report = run_local(configs, store, workers=args.workers, keep_checkpoints=args.keep_checkpoints)
         print(f"sweep finished in {time.perf_counter() - start:.0f} s", flush=True)
         if not report.ok:
             print(report.describe(), file=sys.stderr)

@@ -8,10 +8,10 @@ ablation and correlation metrics at every time step.
     SPIKEMOD_DATA=/path/to/data python experiments/fig2_sparsity.py --workers 2
     python experiments/fig2_sparsity.py --quick          # offline smoke run, a few minutes
 
-Results go to experiments/results/fig2 (one HDF5 file per run); running the command again runs only
-what is missing. The figures (fig2_sparsity; fig2_resources: F against inter-module spikes and
-energy; fig2_steps: F per time step) and a table of the numbers (summary.md) are drawn from the
-stored results.
+Results go to experiments/results/fig2 (one HDF5 file per run; with --keep-checkpoints also each
+run's trained network, for spikemod export); running the command again runs only what is missing.
+The figures (fig2_sparsity; fig2_resources: F against inter-module spikes and energy; fig2_steps: F
+per time step) and a table of the numbers (summary.md) are drawn from the stored results.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ c in {0, 0.5, 0.9}, 3 seeds, full MNIST pairs, 5 epochs (486 runs).
     SPIKEMOD_DATA=/path/to/data python experiments/fig3_resources.py --workers 2
     python experiments/fig3_resources.py --quick          # offline smoke run, a few minutes
 
-Results go to experiments/results/fig3 (one HDF5 file per run); running the command again runs only
-what is missing. The figure (fig3_heatmaps) is drawn from the stored results.
+Results go to experiments/results/fig3 (one HDF5 file per run; with --keep-checkpoints also each
+run's trained network, for spikemod export); running the command again runs only what is missing.
+The figure (fig3_heatmaps) is drawn from the stored results.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ input with the interconnect switched on at step 3 or 5 (panel A; ``model.interco
 before that step only the recurrence inside each module acts), dynamic structured noise at two
 levels (r = 0.4, the reference code's default, and r = 0.9, the paper's code example), and random
 digit onsets (each digit switched on at a random step, pure noise before, r = 0.4 after). 3 seeds,
-full MNIST pairs, 5 epochs (108 runs; the onset runs train one by one, not in ensembles).
+full MNIST pairs, 5 epochs (108 runs, each chunk of one shape trained as one stack).
 
 The dashed line marks the first step at which inter-module information can reach a module: step 2
 (states start at zero) or the interconnect onset. With random onsets, panel C of the paper: the
@@ -17,8 +17,9 @@ shows each module's signed specialization F^m over time per pair.
     SPIKEMOD_DATA=/path/to/data python experiments/fig4_dynamics.py --workers 2
     python experiments/fig4_dynamics.py --quick          # offline smoke run, a few minutes
 
-Results go to experiments/results/fig4 (one HDF5 file per run); running the command again runs only
-what is missing. The figure (fig4_dynamics) is drawn from the stored results.
+Results go to experiments/results/fig4 (one HDF5 file per run; with --keep-checkpoints also each
+run's trained network, for spikemod export); running the command again runs only what is missing.
+The figure (fig4_dynamics) is drawn from the stored results.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Importing this package does not import Lava; only :mod:`.simulator` and :mod:`.f
 """
 
 from .export import DescriptionError, ExportError, NetworkDescription, describe, load_description, save_description
-from .host import input_current, lava_network, read_out, snntorch_run
+from .host import input_current, lava_network, read_out, torch_run
 from .mapping import LavaNetwork, MappingError, fixed_point_network, float_network
 from .reference import reference_run
 
@@ -28,7 +28,7 @@ __all__ = [
     "input_current",
     "lava_network",
     "read_out",
-    "snntorch_run",
+    "torch_run",
     "LavaNetwork",
     "MappingError",
     "fixed_point_network",

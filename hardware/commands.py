@@ -19,6 +19,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import h5py
 
 from spikemod.config import ConfigError, RunConfig
+from spikemod.h5tree import write_tree
 
 from .export import NetworkDescription, describe, load_description, save_description
 
@@ -67,8 +68,6 @@ def _default_out(path: Path) -> Path:
 
 
 def _write(out: Path, tree: Dict[str, Any]) -> None:
-    from spikemod.results import write_tree
-
     out.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(out, "a") as f:
         for key in tree:

@@ -25,7 +25,6 @@ from typing import Dict, List, Optional, Union
 
 import h5py
 import numpy as np
-import snntorch as snn
 
 from spikemod import __version__
 from spikemod.config import ConfigError, RunConfig
@@ -176,11 +175,12 @@ def _per_module(name: str, values: np.ndarray, n_modules: int, fix: str) -> np.n
 def describe(model, config: RunConfig) -> NetworkDescription:
     """The description of a trained spiking ``model`` built from ``config`` (raises :class:`ExportError`).
 
-    Exportable: ``snn.Leaky`` neurons with ``reset_mechanism="zero"``, one beta and one threshold
-    per module (modules that share them become one LIF process), any input scheme, readout,
-    bottleneck, Deep-R interconnect and input encoding (the host computes the input current and
-    the readout). Not exportable: the rate variant, other reset mechanisms, per-neuron beta or
-    threshold inside a module, a bandwidth cap and an interconnect onset after step 1.
+    Exportable: the LIF step of :func:`spikemod.dynamics.lif_step` (``snn.Leaky`` with reset to
+    zero, which is Lava's LIF) with one beta and one threshold per module (modules that share them
+    become one LIF process), any input scheme, readout, bottleneck, Deep-R interconnect and input
+    encoding (the host computes the input current and the readout). Not exportable: the rate
+    variant, per-neuron beta or threshold inside a module, a bandwidth cap and an interconnect
+    onset after step 1.
     """
     model_cfg = config.model
     if getattr(model, "config", None) != model_cfg:
@@ -189,16 +189,6 @@ def describe(model, config: RunConfig) -> NetworkDescription:
         raise ExportError(
             "only spiking networks can be exported to Lava: this is a rate (tanh) network "
             "(model.variant = 'rate'); train it with variant='spiking'"
-        )
-    lif = model.lif
-    if not isinstance(lif, snn.Leaky):
-        raise ExportError(
-            f"the neurons are {type(lif).__name__}, but only snn.Leaky maps exactly onto Lava's LIF"
-        )
-    if lif.reset_mechanism != "zero":
-        raise ExportError(
-            f"reset mechanism {lif.reset_mechanism!r} is not supported: Lava's LIF resets the membrane "
-            "to zero after a spike, which is snn.Leaky(reset_mechanism='zero'); retrain with it"
         )
     if model_cfg.bandwidth_cap is not None:
         raise ExportError(

@@ -27,10 +27,10 @@ import torch
 from spikemod import seeding
 from spikemod.config import MetricConfig
 from spikemod.metrics.features import FeatureSet, module_features
-from spikemod.training import network_input
+from spikemod.task import network_input
 
 from .export import NetworkDescription
-from .host import input_current, lava_network, read_out, snntorch_run
+from .host import input_current, lava_network, read_out, torch_run
 from .simulator import DEFAULT_BATCH_SIZE, LavaTiming, run_lava
 
 __all__ = [
@@ -63,7 +63,7 @@ class TaskInputs:
 def task_inputs(description: NetworkDescription, dataset, seed: Optional[int] = None) -> TaskInputs:
     """Input currents of every pair of a :class:`~spikemod.task.PairDataset`, in the config's batches.
 
-    Noise, onsets and input spikes are drawn as in training (:func:`spikemod.training.network_input`)
+    Noise, onsets and input spikes are drawn as in training (:func:`spikemod.task.network_input`)
     from the split's ``inputs/…`` stream of ``seed`` (default: the config's seed;
     :mod:`spikemod.seeding`), so every backend sees the same input, and the same as
     ``spikemod measure`` on the checkpoint.
@@ -125,7 +125,7 @@ def simulate(
         spikes = np.zeros(inputs.current.shape, dtype=bool)
         for start in range(0, len(inputs), batch_size):
             part = torch.from_numpy(inputs.current[:, start : start + batch_size])
-            spikes[:, start : start + batch_size] = snntorch_run(description, part)[0].numpy() != 0
+            spikes[:, start : start + batch_size] = torch_run(description, part)[0].numpy() != 0
     else:
         network = lava_network(description, fixed_point=backend == "lava-fixed", scale=scale)
         timing = LavaTiming()

@@ -1,13 +1,12 @@
 """What the host computes around the neuromorphic core, from a :class:`NetworkDescription`.
 
 As with a real chip, the host feeds the input current W_in·x_t, and reads the decision off the
-spike trains with the exported readout weights. Every function here repeats the torch model's own
-operations (``ModularNetwork.input_current``, ``_run_spiking`` and ``_read_out``) in float32, so
-on the same spikes they give the model's numbers exactly:
+spike trains with the exported readout weights. The torch side of every comparison is
+:mod:`spikemod.dynamics`, the code that trained the network, on the description's arrays:
 
 - :func:`input_current`: W_in·x_t [T, B, N] (fused input: the slots summed, then one W);
-- :func:`snntorch_run`: the snnTorch simulation of the exported network (``snn.Leaky`` with reset
-  to zero and the recurrence W_rec·s_{t-1}), the "torch" side of every comparison;
+- :func:`torch_run`: the exported network's spikes and membrane in torch (``lif_step`` with the
+  recurrence W_rec·s_{t-1}), the "torch" side of every comparison;
 - :func:`read_out`: logits from spikes: spikes (membrane readout: non-spiking leaky output units
   V_t = beta·V_{t-1} + W_out·s_t + b_out) or running spike counts (count readout), through the
   optional bottleneck, with the competitive max over modules for separate readouts;
@@ -20,15 +19,15 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
-import snntorch as snn
 import torch
 
-from spikemod.network import competitive_max
+from spikemod import dynamics
+from spikemod.network import input_blocks, spike_gradient
 
 from .export import NetworkDescription
 from .mapping import LavaNetwork, fixed_point_network, float_network
 
-__all__ = ["HostReadout", "input_current", "snntorch_run", "read_out", "lava_network"]
+__all__ = ["HostReadout", "input_current", "torch_run", "read_out", "lava_network"]
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -44,33 +43,28 @@ def input_current(description: NetworkDescription, x: torch.Tensor, static: bool
         )
     steps = x.shape[0]
     x = x[:1] if static else x
-    w_in = _tensor(description.input_weight)
-    if description.config.model.input_scheme == "fused":
-        current = x.sum(dim=2) @ w_in[:, : description.n_inputs].t()
-    else:
-        current = x.flatten(2) @ w_in.t()
+    model = description.config.model
+    blocks = input_blocks(_tensor(description.input_weight), model.input_scheme, model.n_modules, description.n_slots)
+    slots = torch.arange(model.n_modules) % description.n_slots
+    current = dynamics.input_current(blocks, x[:, None], model.input_scheme, slots)[:, 0]
     return current.expand(steps, *current.shape[1:])
 
 
 @torch.no_grad()
-def snntorch_run(description: NetworkDescription, current: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Spikes and membrane [T, B, N] of the exported network in snnTorch for the current [T, B, N]."""
-    lif = snn.Leaky(
-        beta=_tensor(description.neuron_beta()),
-        threshold=_tensor(description.neuron_threshold()),
-        reset_mechanism="zero",
+def torch_run(description: NetworkDescription, current: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Spikes and membrane [T, B, N] of the exported network in torch for the current [T, B, N]."""
+    model = description.config.model
+    population = dynamics.Population(
+        _tensor(description.recurrent_weight)[None],
+        _tensor(description.bias)[None],
+        model.n_modules,
+        beta=_tensor(description.neuron_beta())[None],
+        threshold=_tensor(description.neuron_threshold())[None],
+        spike_fn=spike_gradient(model.surrogate, model.surrogate_slope),
     )
-    snn.SpikingNeuron.instances.remove(lif)  # a local neuron: keep it out of snnTorch's registry
-    drive = current + _tensor(description.bias)
-    w_t = _tensor(description.recurrent_weight).t()
-    spikes = drive.new_zeros(drive.shape[1:])
-    mem = drive.new_zeros(drive.shape[1:])
-    all_spikes, all_mem = [], []
-    for t in range(len(drive)):
-        spikes, mem = lif(torch.addmm(drive[t], spikes, w_t), mem)
-        all_spikes.append(spikes)
-        all_mem.append(mem)
-    return torch.stack(all_spikes), torch.stack(all_mem)
+    drive = current + population.bias[0]
+    ran = dynamics.run(population, list(drive[:, None]))
+    return ran.states[:, 0], ran.membrane[:, 0]
 
 
 @dataclass(frozen=True)
@@ -87,38 +81,29 @@ class HostReadout:
         return self.logits[-1].argmax(dim=-1)
 
 
-def _leaky_output(description: NetworkDescription, readout_current: torch.Tensor) -> torch.Tensor:
-    """V_t = beta·V_{t-1} + r_t, V_0 = 0, as one lower-triangular product over time."""
-    steps = torch.arange(len(readout_current))
-    lag = steps[:, None] - steps[None, :]
-    powers = description.config.model.beta ** lag.clamp(min=0).to(readout_current.dtype)
-    decay = torch.where(lag >= 0, powers, 0.0)
-    return torch.tensordot(decay, readout_current, dims=([1], [0]))
-
-
 @torch.no_grad()
 def read_out(description: NetworkDescription, spikes: torch.Tensor) -> HostReadout:
     """The readout of spike trains [T, B, N] (0/1, any dtype) with the exported readout weights."""
     cfg = description.config.model
     spikes = torch.as_tensor(spikes).float()
-    membrane_readout = cfg.spike_readout == "membrane"
-    features = spikes if membrane_readout else spikes.cumsum(dim=0)
-    z = features.unflatten(-1, (description.n_modules, description.module_size))
-    bottleneck = None
-    if description.bottleneck_weight is not None:
-        weight, bias = _tensor(description.bottleneck_weight), _tensor(description.bottleneck_bias)
-        bottleneck = torch.einsum("...mi,moi->...mo", z, weight) + bias
-        z = bottleneck
-    heads = (description.n_heads, description.n_classes)
-    weight, bias = _tensor(description.readout_weight), _tensor(description.readout_bias)
-    if cfg.readout_scheme == "separate":
-        current = (torch.einsum("...mi,moi->...mo", z, weight) + bias).unflatten(-1, heads).transpose(2, 3)
-        module_logits = _leaky_output(description, current) if membrane_readout else current
-        logits, _ = competitive_max(module_logits)
-        return HostReadout(logits, module_logits, bottleneck)
-    current = torch.nn.functional.linear(z.flatten(-2), weight, bias).unflatten(-1, heads)
-    logits = _leaky_output(description, current) if membrane_readout else current
-    return HostReadout(logits, None, bottleneck)
+    with_bottleneck = description.bottleneck_weight is not None
+    readout = dynamics.Readout(
+        _tensor(description.readout_weight)[None],
+        _tensor(description.readout_bias)[None],
+        description.n_heads,
+        description.n_classes,
+        shared=cfg.readout_scheme == "shared",
+        bottleneck_weight=_tensor(description.bottleneck_weight)[None] if with_bottleneck else None,
+        bottleneck_bias=_tensor(description.bottleneck_bias)[None] if with_bottleneck else None,
+        leak=cfg.beta if cfg.spike_readout == "membrane" else None,
+        counts=cfg.spike_readout == "count",
+    )
+    logits, module_logits, bottleneck = dynamics.read_out(readout, spikes[:, None], description.n_modules)
+    return HostReadout(
+        logits[:, 0],
+        None if module_logits is None else module_logits[:, 0],
+        None if bottleneck is None else bottleneck[:, 0],
+    )
 
 
 def lava_network(description: NetworkDescription, fixed_point: bool = False, scale: Optional[float] = None) -> LavaNetwork:

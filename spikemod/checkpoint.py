@@ -34,6 +34,9 @@ __all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint"
 
 FORMAT = "spikemod-checkpoint"
 FORMAT_VERSION = 1
+#: Constants that snnTorch's ``Leaky`` put into the state of checkpoints written before the LIF step
+#: became a pure function (always 1 and 1, reset to zero); nothing reads them.
+SNNTORCH_CONSTANTS = ("lif.graded_spikes_factor", "lif.reset_mechanism_val")
 
 PathLike = Union[str, Path]
 
@@ -124,7 +127,11 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
             )
         try:
             config = RunConfig.from_json(f.attrs["config"])
-            state = {name: torch.from_numpy(np.asarray(data)) for name, data in f["state"].items()}
+            state = {
+                name: torch.from_numpy(np.asarray(data))
+                for name, data in f["state"].items()
+                if name not in SNNTORCH_CONSTANTS
+            }
             history = {key: np.asarray(data) for key, data in f["history"].items()}
             extra: Dict[str, Any] = {}
             if "extra" in f:

@@ -18,6 +18,7 @@ diverged training) print one line on stderr and exit with status 2 (usage) or 1 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -37,6 +38,7 @@ from .config import (
     ConfigError,
     RunConfig,
 )
+from .sweep import SweepSpec, parse_grid_option
 
 __all__ = ["main", "build_parser", "subcommand", "add_run_options", "run_config_from_args"]
 
@@ -267,13 +269,125 @@ def _measure(args: argparse.Namespace) -> int:
 @subcommand
 def sweep_command(subparsers: Any) -> None:
     """``spikemod sweep``: a grid of runs into a resumable results store, locally or on SLURM."""
-    from .sweep import DESCRIPTION, configure_parser, run_command
-
     parser = subparsers.add_parser(
-        "sweep", help="run a grid of configs into a resumable results store", description=DESCRIPTION
+        "sweep",
+        help="run a grid of configs into a resumable results store",
+        description=(
+            "Run a grid of configs into a results store, locally or on SLURM. Each run is stored as "
+            "soon as it ends; running the same command again runs only what is missing. Exit status "
+            "1 when a run failed."
+        ),
     )
-    configure_parser(parser)
-    parser.set_defaults(handler=run_command)
+    parser.add_argument("spec", nargs="?", help="sweep file (.yaml/.json) with base config and grid")
+    parser.add_argument("--config", help="base run config file (.yaml/.json); overrides the spec's base")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="add or replace a grid entry, e.g. --grid model.p=0.01,0.1,1 --grid seed=0,1,2 (repeatable)",
+    )
+    parser.add_argument("--store", required=True, help="results directory (created; resumed when it exists)")
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="also store each run's trained network as STORE/checkpoints/RUN_ID.h5 (for spikemod export, "
+        "measure); a run stored without one runs again",
+    )
+    parser.add_argument("--executor", choices=("local", "slurm"), default="local")
+    parser.add_argument("--workers", type=int, help="local processes (default: the CPUs available)")
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        help="runs trained together as one stack per task (default: 6 local, 8 per SLURM job; "
+        "1 trains each run alone)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    slurm = parser.add_argument_group("slurm executor (submitit)")
+    slurm.add_argument("--partition", help="SLURM partition (default: the cluster's default)")
+    slurm.add_argument("--time", type=int, default=60, metavar="MIN", help="time limit per job in minutes")
+    slurm.add_argument(
+        "--cpus", type=int, default=1, help="CPUs per job; a job runs its chunk on that many workers"
+    )
+    slurm.add_argument("--mem", type=float, default=4.0, metavar="GB", help="memory per job in GB")
+    slurm.add_argument("--array-parallelism", type=int, default=64, help="most array jobs running at once")
+    slurm.add_argument(
+        "--submitit-cluster",
+        choices=("slurm", "local"),
+        default="slurm",
+        help="'local' runs the jobs as local processes through submitit (testing without a cluster)",
+    )
+    slurm.add_argument(
+        "--slurm-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="further sbatch option, e.g. --slurm-option account=mylab --slurm-option qos=short (repeatable)",
+    )
+    slurm.add_argument("--no-wait", action="store_true", help="submit and return; run again to resume")
+    parser.set_defaults(handler=_sweep)
+
+
+def _sweep_spec(args: argparse.Namespace) -> SweepSpec:
+    """The sweep described by the command-line options."""
+    spec = SweepSpec.load(args.spec) if args.spec else SweepSpec()
+    if args.config:
+        spec = dataclasses.replace(spec, base=RunConfig.load(args.config))
+    for option in args.grid:
+        spec = spec.with_grid(*parse_grid_option(option))
+    if not args.spec and not args.config and not args.grid:
+        raise ConfigError("nothing to sweep: give a sweep file, --config and/or --grid FIELD=V1,V2")
+    return spec
+
+
+def _slurm_option(text: str) -> Tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ConfigError(f"--slurm-option {text!r}: write NAME=VALUE, e.g. --slurm-option account=mylab")
+    return name.strip().replace("-", "_"), value.strip()
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .executors import LOCAL_CHUNK_SIZE, plan_sweep, run_local
+    from .slurm import SLURM_CHUNK_SIZE, SlurmOptions, run_slurm
+
+    configs = _sweep_spec(args).configs()
+    keep = args.keep_checkpoints
+    if args.dry_run:
+        print(plan_sweep(configs, args.store, keep).describe())
+        return 0
+    progress = not args.no_progress
+    if args.executor == "local":
+        report = run_local(
+            configs,
+            args.store,
+            workers=args.workers,
+            chunk_size=args.chunk_size or LOCAL_CHUNK_SIZE,
+            progress=progress,
+            keep_checkpoints=keep,
+        )
+    else:
+        slurm = SlurmOptions(
+            partition=args.partition,
+            time_min=args.time,
+            cpus=args.cpus,
+            mem_gb=args.mem,
+            array_parallelism=args.array_parallelism,
+            cluster=args.submitit_cluster,
+            wait=not args.no_wait,
+            extra=tuple(_slurm_option(text) for text in args.slurm_option),
+        )
+        report = run_slurm(
+            configs,
+            args.store,
+            slurm,
+            chunk_size=args.chunk_size or SLURM_CHUNK_SIZE,
+            progress=progress,
+            keep_checkpoints=keep,
+        )
+    print(report.describe())
+    return 0 if report.ok else 1
 
 
 def _hardware_errors() -> Tuple[type, ...]:

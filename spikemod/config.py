@@ -470,6 +470,15 @@ class RunConfig:
             changes[name] = value
         return dataclasses.replace(self, **changes)
 
+    def describe(self) -> str:
+        """A one-line summary for error messages, with the full config as JSON."""
+        m = self.model
+        return (
+            f"variant={m.variant} n={m.n_neurons} modules={m.n_modules} synapses={m.n_synapses} "
+            f"T={self.n_steps} optimizer={self.train.optimizer} lr={self.train.learning_rate} "
+            f"seed={self.seed}; full config: {json.dumps(self.to_dict(), sort_keys=True)}"
+        )
+
     def to_dict(self) -> dict:
         """Plain nested dict (tuples become lists), suitable for JSON and YAML."""
         return json.loads(json.dumps(dataclasses.asdict(self)))

@@ -23,6 +23,7 @@ __all__ = [
     "from_blocks",
     "synapse_counts",
     "off_diagonal_pairs",
+    "eligible_sources",
 ]
 
 
@@ -103,3 +104,13 @@ def input_mask(scheme: str, n_modules: int, n_neurons: int, n_slots: int, n_inpu
 def synapse_counts(mask: torch.Tensor, n_modules: int) -> torch.Tensor:
     """LongTensor [M, M]: connections in each block (i, j) = from module j to module i."""
     return blocks(mask, n_modules).sum(dim=(-1, -2))
+
+
+def eligible_sources(mask: torch.Tensor, n_modules: int) -> torch.Tensor:
+    """Bool [..., M, M, n] of masks [..., N, N]: [i, j, c] = neuron c of module j has a synapse into
+    module i ≠ j (the spikes that cross the interconnect and count against a bandwidth cap)."""
+    n = mask.shape[-1] // n_modules
+    per_block = mask.unflatten(-1, (n_modules, n)).unflatten(-3, (n_modules, n))  # [..., i, a, j, c]
+    reach = per_block.any(dim=-3)  # [..., i, j, c]
+    return reach & ~torch.eye(n_modules, dtype=torch.bool, device=mask.device)[..., None]
+

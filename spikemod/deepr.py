@@ -11,14 +11,14 @@ after every step. :class:`DeepRInterconnect` holds θ and the signs; :class:`Dee
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
-from .connectivity import blocks, from_blocks, inter_module_mask, off_diagonal_pairs
+from .connectivity import blocks, inter_module_mask, off_diagonal_pairs
 
-__all__ = ["DeepRInterconnect", "DeepR", "REACTIVATION_THETA"]
+__all__ = ["DeepRInterconnect", "DeepR", "interconnect_weight", "interconnect_mask", "REACTIVATION_THETA"]
 
 #: θ of a freshly reactivated connection: active, with a weight of practically zero.
 REACTIVATION_THETA = 1e-10
@@ -60,70 +60,94 @@ class DeepRInterconnect(nn.Module):
 
     def weight(self) -> torch.Tensor:
         """Effective inter-module weights [N, N] (zero inside modules and for dormant connections)."""
-        m, n = self.n_modules, self.n_neurons
-        full = self.theta.new_zeros(m, m, n, n)
-        full = full.index_put((self.pairs[:, 0], self.pairs[:, 1]), self.sign * torch.relu(self.theta))
-        return from_blocks(full)
+        return interconnect_weight(self.theta, self.sign, self.pairs, self.n_modules)
 
     def mask(self) -> torch.Tensor:
         """Bool [N, N]: the active inter-module connections."""
-        m, n = self.n_modules, self.n_neurons
-        full = torch.zeros(m, m, n, n, dtype=torch.bool, device=self.theta.device)
-        full[self.pairs[:, 0], self.pairs[:, 1]] = self.active()
-        return from_blocks(full)
+        return interconnect_mask(self.theta, self.pairs, self.n_modules)
+
+
+def interconnect_weight(theta: torch.Tensor, sign: torch.Tensor, pairs: torch.Tensor, n_modules: int) -> torch.Tensor:
+    """Weights [..., N, N] of θ and signs [..., P, n, n]: s·relu(θ) in block (i, j) of each direction."""
+    lead, n = theta.shape[:-3], theta.shape[-1]
+    full = theta.new_zeros(*lead, n_modules, n_modules, n, n)
+    full[..., pairs[:, 0], pairs[:, 1], :, :] = sign * torch.relu(theta)
+    return full.transpose(-3, -2).reshape(*lead, n_modules * n, n_modules * n)
+
+
+def interconnect_mask(theta: torch.Tensor, pairs: torch.Tensor, n_modules: int) -> torch.Tensor:
+    """Bool [..., N, N]: the active inter-module connections (θ > 0) of θ [..., P, n, n]."""
+    lead, n = theta.shape[:-3], theta.shape[-1]
+    full = torch.zeros(*lead, n_modules, n_modules, n, n, dtype=torch.bool, device=theta.device)
+    full[..., pairs[:, 0], pairs[:, 1], :, :] = theta > 0
+    return full.transpose(-3, -2).reshape(*lead, n_modules * n, n_modules * n)
 
 
 class DeepR:
-    """The Deep-R update of a :class:`DeepRInterconnect`; call :meth:`step` after ``backward``.
+    """The Deep-R update of θ [K, P, n, n] (K networks' interconnects, or [P, n, n] for one); call
+    :meth:`step` after ``backward``.
 
-    ``noise`` is the random-walk temperature; the training loop anneals it with the connection
-    density p as noise·(1 - p), as in the reference sweeps.
+    Network k keeps ``n_synapses[k]`` active connections per direction and walks with temperature
+    ``noise[k]`` (the trainer anneals it with the connection density p as noise·(1 − p), as in the
+    reference sweeps) drawn from ``generators[k]``. Adam is elementwise, so one Adam over the
+    stacked θ updates each network as its own would; the random walk and the reactivation draw
+    from each network's own generator, so K networks rewire exactly as they would alone.
     """
 
     def __init__(
         self,
-        interconnect: DeepRInterconnect,
+        theta: torch.nn.Parameter,
+        n_synapses: Sequence[int],
         lr: float,
         l1: float,
-        noise: float,
-        generator: Optional[torch.Generator] = None,
+        noise: Sequence[float],
+        generators: Sequence[Optional[torch.Generator]],
     ) -> None:
-        self.interconnect = interconnect
+        self.theta = theta
+        self.n_networks = 1 if theta.dim() == 3 else theta.shape[0]
+        if not len(n_synapses) == len(noise) == len(generators) == self.n_networks:
+            raise ValueError(f"Deep-R of {self.n_networks} networks needs that many synapse counts, noises and generators")
+        self.n_synapses = torch.tensor(list(n_synapses))
         self.lr = lr
         self.l1 = l1
-        self.noise = noise
-        self.generator = generator
-        self.adam = torch.optim.Adam([interconnect.theta], lr=lr)
+        self.noise = list(noise)
+        self.generators = list(generators)
+        self.adam = torch.optim.Adam([theta], lr=lr)
 
     def zero_grad(self) -> None:
         self.adam.zero_grad(set_to_none=True)
 
+    def _per_network(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.view(self.n_networks, *self.theta.shape[-3:])
+
     @torch.no_grad()
     def step(self) -> None:
         """Adam + L1 + random walk on active connections, then exact reactivation."""
-        theta = self.interconnect.theta
+        theta = self._per_network(self.theta)
         active = theta > 0
         before = theta.clone()
         self.adam.step()
-        walk = torch.randn(theta.shape, generator=self.generator).to(theta.device) * (self.lr * self.noise)
+        walk = torch.stack(
+            [torch.randn(theta.shape[1:], generator=g) * (self.lr * noise) for g, noise in zip(self.generators, self.noise)]
+        ).to(theta.device)
         theta.copy_(torch.where(active, theta - self.lr * self.l1 + walk, before))
         self._reactivate()
 
     def _reactivate(self) -> None:
-        """Turn random dormant connections on until every direction has exactly n_synapses."""
-        theta = self.interconnect.theta
-        flat = theta.view(len(theta), -1)
+        """Turn random dormant connections on until every direction has exactly its n_synapses."""
+        flat = self.theta.view(self.n_networks, self.theta.shape[-3], -1)  # [K, P, n·n]
         active = flat > 0
-        deficit = self.interconnect.n_synapses - active.sum(dim=1, keepdim=True)
+        deficit = self.n_synapses.to(flat.device).view(-1, 1, 1) - active.sum(dim=2, keepdim=True)
         # Dormant entries get random scores in [0, 1), active ones -1: the `deficit` best-ranked
         # entries of each direction are a uniform draw among its dormant connections.
-        scores = torch.rand(flat.shape, generator=self.generator).to(flat.device).masked_fill(active, -1.0)
-        rank = scores.argsort(dim=1, descending=True).argsort(dim=1)
+        scores = torch.stack([torch.rand(flat.shape[1:], generator=g) for g in self.generators]).to(flat.device)
+        scores = scores.masked_fill(active, -1.0)
+        rank = scores.argsort(dim=2, descending=True).argsort(dim=2)
         revived = rank < deficit
         if not revived.any():
             return
         flat[revived] = REACTIVATION_THETA
-        state = self.adam.state.get(theta)
+        state = self.adam.state.get(self.theta)
         if state:  # a revived connection starts with fresh Adam moments
             for key in ("exp_avg", "exp_avg_sq"):
-                state[key].view(len(theta), -1)[revived] = 0.0
+                state[key].view_as(flat)[revived] = 0.0

@@ -7,7 +7,8 @@ connections per direction, fixed or rewired by Deep-R. With x_t the flattened di
 
 - rate:    h_t = tanh(W_in·x_t + W_rec·h_{t-1} + b), h_0 = 0 (the papers' model);
 - spiking: I_t = W_in·x_t + W_rec·s_{t-1} + b and ``snn.Leaky(reset_mechanism="zero")``:
-  U_t = beta·(1 - S_{t-1})·U_{t-1} + I_t, S_t = (U_t > threshold), U_0 = S_0 = 0. This is Lava's
+  U_t = beta·(1 - S_{t-1})·U_{t-1} + I_t, S_t = (U_t > threshold), U_0 = S_0 = 0 (the equations
+  are in :mod:`spikemod.dynamics`, once, for this model and every other user). This is Lava's
   LIF with du = 1, dv = 1 - beta, vth = threshold, bias_mant = b and the recurrence in Dense/Sparse.
   Only spikes cross between modules.
 
@@ -54,22 +55,25 @@ import math
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-import snntorch as snn
 import torch
 from snntorch import surrogate
 from torch import nn
 
+from . import dynamics
 from .config import ModelConfig
-from .connectivity import (
-    blocks,
-    input_mask,
-    intra_module_mask,
-    module_slices,
-    recurrent_mask,
-)
+from .connectivity import eligible_sources, input_mask, intra_module_mask, module_slices, recurrent_mask
 from .deepr import DeepRInterconnect
+from .dynamics import competitive_max
 
-__all__ = ["ModularNetwork", "NetworkOutput", "ModuleLinear", "competitive_max", "spike_gradient"]
+__all__ = [
+    "ModularNetwork",
+    "NetworkOutput",
+    "ModuleLinear",
+    "LIFParameters",
+    "competitive_max",
+    "input_blocks",
+    "spike_gradient",
+]
 
 
 @dataclass
@@ -97,17 +101,6 @@ class NetworkOutput:
         return self.logits[-1].argmax(dim=-1)
 
 
-def competitive_max(module_logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Competitive max decision over modules.
-
-    ``module_logits`` [..., M, C] -> (logits [..., C] of the deciding module, its index [...]).
-    The deciding module is the one whose largest logit is highest (first one on ties).
-    """
-    deciding = module_logits.amax(dim=-1).argmax(dim=-1)
-    index = deciding[..., None, None].expand(*deciding.shape, 1, module_logits.shape[-1])
-    return module_logits.gather(-2, index).squeeze(-2), deciding
-
-
 def spike_gradient(name: str, slope: Optional[float] = None):
     """snnTorch surrogate for dS/dU: ``atan`` (alpha, default 2) or ``fast_sigmoid`` (slope, default 25)."""
     if name == "atan":
@@ -133,11 +126,43 @@ class ModuleLinear(nn.Module):
         return torch.einsum("...mi,moi->...mo", x, self.weight) + self.bias
 
 
+class LIFParameters(nn.Module):
+    """β and θ of the LIF population: per-neuron parameters [N] when learnable, else fixed scalars.
+
+    The names (``lif.beta``, ``lif.threshold``) are those of ``snn.Leaky``, so checkpoints keep their
+    layout; the step itself is :func:`spikemod.dynamics.lif_step`.
+    """
+
+    def __init__(self, cfg: ModelConfig, n_total: int) -> None:
+        super().__init__()
+        for name, value, learn in (("beta", cfg.beta, cfg.learn_beta), ("threshold", cfg.threshold, cfg.learn_threshold)):
+            if learn:
+                setattr(self, name, nn.Parameter(torch.full((n_total,), float(value))))
+            else:
+                self.register_buffer(name, torch.tensor(float(value)))
+
+
+def input_blocks(input_weight: torch.Tensor, scheme: str, n_modules: int, n_slots: int) -> torch.Tensor:
+    """Effective input weights [N, S·D] in the layout of :func:`spikemod.dynamics.input_current`
+    for one network: separate input [M, 1, n, D] (module m's block from slot m mod S), shared
+    [1, N, S·D], fused [1, N, D] (one of the tied copies)."""
+    if scheme == "fused":
+        return input_weight[:, : input_weight.shape[1] // n_slots][None]
+    if scheme == "shared":
+        return input_weight[None]
+    n_total = input_weight.shape[0]
+    per_module = input_weight.view(n_modules, n_total // n_modules, n_slots, -1)
+    slots = torch.arange(n_modules) % n_slots
+    return per_module[torch.arange(n_modules), :, slots][:, None]
+
+
 class ModularNetwork(nn.Module):
     """M recurrent modules of n rate or LIF neurons with a sparse interconnect (see module docs).
 
     ``forward(x [T, B, S, D], static)`` -> :class:`NetworkOutput`. With ``static=True`` every step
-    has the same input (e.g. an expanded view) and W_in·x is computed once.
+    has the same input (e.g. an expanded view) and W_in·x is computed once. The forward pass is
+    :mod:`spikemod.dynamics` on this network's effective parameters (:meth:`population`,
+    :meth:`readout_parameters`) as a stack of one.
     """
 
     def __init__(
@@ -156,6 +181,7 @@ class ModularNetwork(nn.Module):
         self.n_modules, self.n_neurons, self.n_total = m, n, m * n
         self.module_slices: List[slice] = module_slices(m, n)
         self.spiking = cfg.variant == "spiking"
+        self.spike_fn = spike_gradient(cfg.surrogate, cfg.surrogate_slope) if self.spiking else None
 
         uniform = cfg.init_scheme == "uniform"
         hidden_bound = cfg.uniform_bound if uniform else 1.0 / math.sqrt(self.n_total)
@@ -184,25 +210,7 @@ class ModularNetwork(nn.Module):
             self.w_rec = nn.Parameter(initial * mask)
             self.interconnect = None
         self.b = nn.Parameter(_uniform((self.n_total,), hidden_bound))
-
-        # LIF population (one snn.Leaky over all N neurons).
-        self.lif: Optional[snn.Leaky] = None
-        if self.spiking:
-            # Learnable beta and threshold are per-neuron tensors; fixed ones are scalars.
-            n_total = self.n_total
-            beta = torch.full((n_total,), float(cfg.beta)) if cfg.learn_beta else cfg.beta
-            threshold = torch.full((n_total,), float(cfg.threshold)) if cfg.learn_threshold else cfg.threshold
-            self.lif = snn.Leaky(
-                beta=beta,
-                threshold=threshold,
-                spike_grad=spike_gradient(cfg.surrogate, cfg.surrogate_slope),
-                learn_beta=cfg.learn_beta,
-                learn_threshold=cfg.learn_threshold,
-                reset_mechanism="zero",
-            )
-            # This model never uses snnTorch's global neuron registry (init_hidden=False);
-            # leaving the neuron in it would keep every model ever built alive (snntorch#328).
-            snn.SpikingNeuron.instances.remove(self.lif)
+        self.lif: Optional[LIFParameters] = LIFParameters(cfg, self.n_total) if self.spiking else None
 
         # Bottleneck and readout.
         features = n
@@ -228,12 +236,19 @@ class ModularNetwork(nn.Module):
             return self.w_in.repeat(1, self.n_slots)
         return self.w_in * self.input_mask
 
+    def slot_of_module(self) -> torch.Tensor:
+        """The digit slot each module reads with separate input [M]: module m reads slot m mod S."""
+        return torch.arange(self.n_modules) % self.n_slots
+
+    def input_blocks(self) -> torch.Tensor:
+        """The input weights in the layout of :func:`spikemod.dynamics.input_current` (K = 1)."""
+        return input_blocks(self.input_weight(), self.config.input_scheme, self.n_modules, self.n_slots)
+
     def input_current(self, x: torch.Tensor) -> torch.Tensor:
         """W_in·x_t without bias: [T, B, S, D] -> [T, B, N]."""
         self._check_input(x)
-        if self.config.input_scheme == "fused":
-            return x.sum(dim=2) @ self.w_in.t()
-        return x.flatten(2) @ self.input_weight().t()
+        scheme = self.config.input_scheme
+        return dynamics.input_current(self.input_blocks(), x[:, None], scheme, self.slot_of_module())[:, 0]
 
     def recurrent_weight(self) -> torch.Tensor:
         """Effective recurrent weights [N, N] (row = target, column = source), masks applied."""
@@ -261,8 +276,7 @@ class ModularNetwork(nn.Module):
 
     def eligible_sources(self) -> torch.Tensor:
         """Bool [M, M, n]: [i, j, c] = neuron c of module j has a synapse into module i (i != j)."""
-        reach = blocks(self.recurrent_mask(), self.n_modules).any(dim=-2)
-        return reach & ~torch.eye(self.n_modules, dtype=torch.bool, device=reach.device)[..., None]
+        return eligible_sources(self.recurrent_mask(), self.n_modules)
 
     def deep_r_parameters(self) -> List[nn.Parameter]:
         """Parameters trained by Deep-R (empty with a fixed interconnect)."""
@@ -273,115 +287,65 @@ class ModularNetwork(nn.Module):
         rewired = {id(p) for p in self.deep_r_parameters()}
         return [p for p in self.parameters() if id(p) not in rewired]
 
+    def population(self) -> dynamics.Population:
+        """This network's recurrent population as a :class:`~spikemod.dynamics.Population` of K = 1."""
+        cfg = self.config
+        spiking = {}
+        if self.spiking:
+            lif = self._lif()
+            spiking = dict(
+                beta=lif.beta.expand(self.n_total)[None],
+                threshold=lif.threshold.expand(self.n_total)[None],
+                spike_fn=self.spike_fn,
+                eligible=None if cfg.bandwidth_cap is None else self.eligible_sources()[None],
+                cap=None if cfg.bandwidth_cap is None else torch.tensor([cfg.bandwidth_cap]),
+            )
+        onset = None if cfg.interconnect_onset == 1 else torch.tensor([cfg.interconnect_onset])
+        return dynamics.Population(
+            self.recurrent_weight()[None], self.b[None], self.n_modules, onset=onset, **spiking
+        )
+
+    def readout_parameters(self) -> dynamics.Readout:
+        """This network's readout as a :class:`~spikemod.dynamics.Readout` of K = 1."""
+        cfg = self.config
+        bottleneck = self.bottleneck
+        return dynamics.Readout(
+            self.readout.weight[None],
+            self.readout.bias[None],
+            self.n_heads,
+            self.n_classes,
+            shared=cfg.readout_scheme == "shared",
+            bottleneck_weight=None if bottleneck is None else bottleneck.weight[None],
+            bottleneck_bias=None if bottleneck is None else bottleneck.bias[None],
+            leak=cfg.beta if self.spiking and cfg.spike_readout == "membrane" else None,
+            counts=self.spiking and cfg.spike_readout == "count",
+        )
+
     # ----- forward -----
 
     def forward(self, x: torch.Tensor, static: bool = False) -> NetworkOutput:
         n_steps = x.shape[0]
         current = self.input_current(x[:1] if static else x)
-        drive = (current + self.b).expand(n_steps, *current.shape[1:])
+        drive = current + self.b
+        drives = [drive[0, None]] * n_steps if static else list(drive[:, None])
+        population = self.population()
+        ran = dynamics.run(population, drives)
+        cross = None
         if self.spiking:
-            states, membrane, cross = self._run_spiking(drive)
-            features = states if self.config.spike_readout == "membrane" else states.cumsum(dim=0)
-        else:
-            states, membrane, cross = self._run_rate(drive), None, None
-            features = states
-        logits, module_logits, bottleneck = self._read_out(features)
-        return NetworkOutput(logits, module_logits, states, membrane, bottleneck, cross)
-
-    def _intra_only(self, w_rec: torch.Tensor) -> torch.Tensor:
-        """``w_rec`` with the off-diagonal blocks (the interconnect) zeroed."""
-        return w_rec * intra_module_mask(self.n_modules, self.n_neurons).to(w_rec.device)
-
-    def _crosses(self, t: int) -> bool:
-        """Whether step t (0-based here, 1-based t + 1 in the config) receives the interconnect."""
-        return t + 1 >= self.config.interconnect_onset
-
-    def _run_rate(self, drive: torch.Tensor) -> torch.Tensor:
-        w_rec = self.recurrent_weight()
-        w_t = w_rec.t()
-        w_intra_t = self._intra_only(w_rec).t() if self.config.interconnect_onset > 1 else w_t
-        h = drive.new_zeros(drive.shape[1:])
-        states = []
-        for t in range(len(drive)):
-            h = torch.tanh(torch.addmm(drive[t], h, w_t if self._crosses(t) else w_intra_t))
-            states.append(h)
-        return torch.stack(states)
-
-    def _run_spiking(self, drive: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        lif = self._lif()
-        w_rec = self.recurrent_weight()
-        w_t = w_rec.t()
-        w_blocks = blocks(w_rec, self.n_modules)
-        eligible = self.eligible_sources()
-        cap = self.config.bandwidth_cap
-        onset = self.config.interconnect_onset
-        w_intra_t = self._intra_only(w_rec).t() if onset > 1 else w_t
-        no_crossing = torch.zeros_like(eligible)
-        spikes = drive.new_zeros(drive.shape[1:])
-        mem = drive.new_zeros(drive.shape[1:])
-        all_spikes, all_mem = [], []
-        for t in range(len(drive)):
-            if cap is None:
-                current = torch.addmm(drive[t], spikes, w_t if self._crosses(t) else w_intra_t)
-            else:
-                reach = eligible if self._crosses(t) else no_crossing
-                current = drive[t] + self._capped_recurrent_current(spikes, w_blocks, reach, cap)
-            spikes, mem = lif(current, mem)
-            all_spikes.append(spikes)
-            all_mem.append(mem)
-        lif.reset_mem()  # drop snnTorch's reference to this pass's graph
-        spikes_t, mem_t = torch.stack(all_spikes), torch.stack(all_mem)
-        per_module = spikes_t.detach().unflatten(-1, (self.n_modules, self.n_neurons))
-        cross = torch.einsum("tbjc,ijc->tbij", per_module, eligible.to(per_module.dtype))
-        if cap is not None:
-            cross = cross.clamp(max=cap)
-        if onset > 2:  # spikes of steps before onset - 1 arrive while the interconnect is off
-            cross[: onset - 2] = 0
-        return spikes_t, mem_t, cross
-
-    def _capped_recurrent_current(
-        self, spikes: torch.Tensor, w_blocks: torch.Tensor, eligible: torch.Tensor, cap: int
-    ) -> torch.Tensor:
-        """W_rec·s with at most ``cap`` spikes per step and direction crossing between modules.
-
-        A router serves spikes in address order: of the spiking neurons of module j with a synapse
-        into module i, the ``cap`` with the lowest index pass; the others are dropped for i only.
-        Spikes inside a module are never capped. Before the interconnect onset ``eligible`` is all
-        False, so no spike crosses.
-        """
-        s = spikes.unflatten(-1, (self.n_modules, self.n_neurons))  # [B, M, n]
-        candidates = s[:, None] * eligible  # [B, i, j, n]
-        passed = candidates * (candidates.cumsum(dim=-1) <= cap)
-        own = torch.eye(self.n_modules, dtype=s.dtype, device=s.device)[..., None]
-        routed = passed + s[:, None] * own
-        return torch.einsum("ijac,bijc->bia", w_blocks, routed).flatten(1)
-
-    def _read_out(
-        self, features: torch.Tensor
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
-        per_module = features.unflatten(-1, (self.n_modules, self.n_neurons))  # [T, B, M, n]
-        bottleneck = self.bottleneck(per_module) if self.bottleneck is not None else None
-        z = per_module if bottleneck is None else bottleneck
-        heads = (self.n_heads, self.n_classes)
-        if self.config.readout_scheme == "separate":
-            module_logits = self._integrate(self.readout(z).unflatten(-1, heads).transpose(2, 3))
-            logits, _ = competitive_max(module_logits)
-            return logits, module_logits, bottleneck
-        logits = self._integrate(self.readout(z.flatten(-2)).unflatten(-1, heads))
-        return logits, None, bottleneck
-
-    def _integrate(self, readout_current: torch.Tensor) -> torch.Tensor:
-        """Leaky output units for the spiking membrane readout: V_t = beta·V_{t-1} + r_t."""
-        if not (self.spiking and self.config.spike_readout == "membrane"):
-            return readout_current
-        steps = torch.arange(len(readout_current), device=readout_current.device)
-        lag = steps[:, None] - steps[None, :]
-        decay = torch.where(lag >= 0, self.config.beta ** lag.clamp(min=0).to(readout_current.dtype), 0.0)
-        return torch.tensordot(decay, readout_current, dims=([1], [0]))
+            cross = dynamics.cross_spikes(population, ran.states, self.eligible_sources()[None])[:, 0]
+        logits, module_logits, bottleneck = dynamics.read_out(self.readout_parameters(), ran.states, self.n_modules)
+        return NetworkOutput(
+            logits[:, 0],
+            None if module_logits is None else module_logits[:, 0],
+            ran.states[:, 0],
+            None if ran.membrane is None else ran.membrane[:, 0],
+            None if bottleneck is None else bottleneck[:, 0],
+            cross,
+        )
 
     # ----- helpers -----
 
-    def _lif(self) -> snn.Leaky:
+    def _lif(self) -> LIFParameters:
         if self.lif is None:
             raise ValueError("the rate variant has no LIF neurons (beta, threshold); use variant='spiking'")
         return self.lif

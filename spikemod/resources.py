@@ -67,10 +67,10 @@ import torch
 from . import seeding
 from .checkpoint import load_checkpoint
 from .config import RunConfig
+from .dynamics import router_pass
 from .connectivity import blocks
-from .encoding import encode
 from .network import ModularNetwork, NetworkOutput
-from .task import PairDataset, temporal_input
+from .task import PairDataset, network_input
 
 __all__ = [
     "EnergyModel",
@@ -419,7 +419,7 @@ def count_spike_trains(
         # Per step and direction the `cap` eligible spiking neurons with the lowest index pass.
         candidates = per_module[:, :, None] * eligible  # [T, B, i, j, c]
         candidates[:first] = 0  # delivered while the interconnect is off
-        passed = candidates * (candidates.cumsum(dim=-1) <= bandwidth_cap)
+        passed = router_pass(candidates, bandwidth_cap)
         own = torch.eye(n_modules, dtype=torch.float64)[..., None]
         routed = passed + per_module[:, :, None] * own
         crossing = passed.sum(dim=(0, -1))
@@ -562,9 +562,7 @@ def measure_resources(
     try:
         with torch.no_grad():
             for batch in dataset.batches(batch_size):
-                x, static = temporal_input(batch.images, config.task, config.n_steps, generator)
-                x = encode(x, encoding, generator)
-                static = static and encoding == "direct"
+                x, static = network_input(batch.images, config, generator)
                 output = model(x, static=static)
                 counts = count_resources(
                     model, output, x, encoding=encoding, static=static, energy_model=energy_model

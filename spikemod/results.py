@@ -2,21 +2,24 @@
 
 Layout of a store directory::
 
-    runs/<run_id>.h5        one finished run: its config (JSON) and its result tree
-    failures/<run_id>.json  the last failure of a run not (yet) finished: config, error, log path
-    index.json              summary derived from runs/ (a cache: delete it at will)
+    runs/<run_id>.h5         one finished run: its config (JSON) and its result tree
+    checkpoints/<run_id>.h5  the run's trained network (spikemod.checkpoint), when the sweep keeps them
+    failures/<run_id>.json   the last failure of a run not (yet) finished: config, error, log path
+    index.json               summary derived from runs/ (a cache: delete it at will)
 
 A run file is written under a temporary name in ``runs/`` and moved into place with
 :func:`os.replace`, which is atomic on POSIX file systems: a killed writer leaves either no file
-or a complete one, never a partial one. Writers never share a file, so any number of processes
-(local workers, SLURM jobs on a shared file system) can write into one store. Temporary files
-left by killed writers are ignored and removed by :meth:`ResultStore.remove_stale_temporaries`.
+or a complete one, never a partial one. A checkpoint is written the same way, before its run's
+result. Writers never share a file, so any number of processes (local workers, SLURM jobs on a
+shared file system) can write into one store. Temporary files left by killed writers are ignored
+and removed by :meth:`ResultStore.remove_stale_temporaries`.
 
 Result trees are nested dicts whose leaves are numbers, strings, None, or numeric arrays
-(lists, numpy arrays, tensors); they round-trip exactly. :func:`load_results` flattens each run
-into one row of a :class:`ResultTable` with dotted column names (``config.model.p``,
-``metrics.retraining.F``). Columns under ``meta.`` hold provenance and timing (wall time,
-host, versions); every other column is a deterministic function of the config.
+(lists, numpy arrays, tensors), stored with :mod:`spikemod.h5tree`; they round-trip exactly.
+:func:`load_results` flattens each run into one row of a :class:`ResultTable` with dotted column
+names (``config.model.p``, ``specialization.retraining.F``). Columns under ``meta.`` hold
+provenance and timing (wall time, host, versions); every other column is a deterministic function
+of the config.
 """
 
 from __future__ import annotations
@@ -27,13 +30,17 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import h5py
 import numpy as np
 
 from .config import RunConfig
-from .sweep import config_overrides, run_id
+from .h5tree import read_tree, write_tree
+from .identity import config_overrides, run_id
+
+if TYPE_CHECKING:
+    from .network import ModularNetwork
 
 __all__ = [
     "FORMAT",
@@ -42,58 +49,13 @@ __all__ = [
     "ResultTable",
     "load_results",
     "table_differences",
-    "write_tree",
-    "read_tree",
+    "pid_alive",
 ]
 
 #: Format tag stored in every run file.
 FORMAT = "spikemod-run/1"
 _SUFFIX = ".h5"
 _TEMP_SUFFIX = ".tmp"
-
-
-def write_tree(group: h5py.Group, tree: Dict[str, Any]) -> None:
-    """Write a nested dict into an HDF5 group (dict -> group, array/number -> dataset, str/None -> attribute)."""
-    for key, value in tree.items():
-        if not isinstance(key, str) or not key or "/" in key or key.startswith("."):
-            raise ValueError(f"result key {key!r} must be a non-empty string without '/' or leading '.'")
-        if hasattr(value, "detach"):  # torch tensor
-            value = value.detach().cpu().numpy()
-        if isinstance(value, dict):
-            write_tree(group.create_group(key), value)
-        elif value is None:
-            group.attrs[key] = h5py.Empty("f")
-        elif isinstance(value, str):
-            group.attrs[key] = str(value)  # also numpy str_, which h5py cannot store as is
-        else:
-            try:
-                array = np.asarray(value)
-            except ValueError:  # numpy refuses ragged nested lists
-                array = np.empty(0, dtype=object)
-            if array.dtype == object:
-                raise ValueError(f"result {key!r} is not a numeric array (ragged or mixed values): {value!r}")
-            if array.dtype.kind == "U":
-                array = array.astype(h5py.string_dtype())
-            group.create_dataset(key, data=array)
-
-
-def read_tree(group: h5py.Group) -> Dict[str, Any]:
-    """Inverse of :func:`write_tree`: 0-d datasets become Python scalars, others numpy arrays."""
-    tree: Dict[str, Any] = {}
-    for key, value in group.attrs.items():
-        if isinstance(value, h5py.Empty):
-            tree[key] = None
-        else:
-            tree[key] = value.decode() if isinstance(value, bytes) else str(value)
-    for key, item in group.items():
-        if isinstance(item, h5py.Group):
-            tree[key] = read_tree(item)
-        elif item.dtype.kind == "O":  # variable-length strings
-            tree[key] = np.array(item.asstr()[()], dtype=str)
-        else:
-            data = item[()]
-            tree[key] = data.item() if item.ndim == 0 else data
-    return tree
 
 
 @dataclass(frozen=True)
@@ -119,6 +81,7 @@ class ResultStore:
     def __init__(self, root: "str | Path") -> None:
         self.root = Path(root)
         self.runs_dir = self.root / "runs"
+        self.checkpoints_dir = self.root / "checkpoints"
         self.failures_dir = self.root / "failures"
         self.index_path = self.root / "index.json"
 
@@ -126,11 +89,15 @@ class ResultStore:
         """File of run ``key`` (whether it exists or not)."""
         return self.runs_dir / f"{key}{_SUFFIX}"
 
-    def completed(self) -> set:
-        """Ids of the finished runs: the names of the files in ``runs/``."""
-        if not self.runs_dir.is_dir():
-            return set()
-        return {p.name[: -len(_SUFFIX)] for p in self.runs_dir.iterdir() if p.name.endswith(_SUFFIX)}
+    def checkpoint_path(self, key: str) -> Path:
+        """Checkpoint file of run ``key`` (whether it exists or not)."""
+        return self.checkpoints_dir / f"{key}{_SUFFIX}"
+
+    def completed(self, with_checkpoints: bool = False) -> set:
+        """Ids of the finished runs: the names of the files in ``runs/``; ``with_checkpoints``:
+        only those whose checkpoint is stored too."""
+        done = _stored(self.runs_dir)
+        return done & _stored(self.checkpoints_dir) if with_checkpoints else done
 
     def has(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -155,6 +122,24 @@ class ResultStore:
         _fsync_directory(self.runs_dir)
         self.failure_path(key).unlink(missing_ok=True)
         return self.path(key)
+
+    def write_checkpoint(self, config: RunConfig, model: "ModularNetwork", history: Dict[str, Any]) -> Path:
+        """Store a run's trained network atomically, as :func:`~spikemod.checkpoint.save_checkpoint`
+        writes it; returns the file."""
+        from .checkpoint import save_checkpoint  # here, so that reading a store does not import torch
+
+        key = run_id(config)
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        temporary = self.checkpoints_dir / f".{key}.{_host()}.{os.getpid()}{_TEMP_SUFFIX}"
+        try:
+            save_checkpoint(temporary, model, config, history)
+            with open(temporary, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(temporary, self.checkpoint_path(key))
+        finally:
+            temporary.unlink(missing_ok=True)
+        _fsync_directory(self.checkpoints_dir)
+        return self.checkpoint_path(key)
 
     def read(self, key: str) -> Dict[str, Any]:
         """One run as a nested dict: ``run_id``, ``config`` (a RunConfig) and its result tree."""
@@ -187,11 +172,12 @@ class ResultStore:
         os.replace(temporary, path)
         return path
 
-    def failures(self) -> List[RunFailure]:
-        """Failure records of runs that have not finished since, sorted by run id."""
+    def failures(self, with_checkpoints: bool = False) -> List[RunFailure]:
+        """Failure records of runs that have not finished since (``with_checkpoints``: with their
+        checkpoint), sorted by run id."""
         if not self.failures_dir.is_dir():
             return []
-        done = self.completed()
+        done = self.completed(with_checkpoints)
         records = []
         for path in sorted(self.failures_dir.glob("*.json")):
             values = json.loads(path.read_text())
@@ -211,12 +197,12 @@ class ResultStore:
         """Delete temporary files of writers on this host that no longer run; returns how many."""
         removed = 0
         host = _host()
-        for folder in (self.root, self.runs_dir, self.failures_dir):
+        for folder in (self.root, self.runs_dir, self.checkpoints_dir, self.failures_dir):
             if not folder.is_dir():
                 continue
             for path in folder.glob(f".*{_TEMP_SUFFIX}"):
                 parts = path.name[: -len(_TEMP_SUFFIX)].rsplit(".", 2)
-                if len(parts) == 3 and parts[1] == host and parts[2].isdigit() and not _alive(int(parts[2])):
+                if len(parts) == 3 and parts[1] == host and parts[2].isdigit() and not pid_alive(int(parts[2])):
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
@@ -249,7 +235,8 @@ def _host() -> str:
     return socket.gethostname().replace(".", "-")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -257,6 +244,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _stored(folder: Path) -> set:
+    """Run ids of the ``<run_id>.h5`` files in ``folder`` (temporary files end in ``.tmp``)."""
+    if not folder.is_dir():
+        return set()
+    return {p.name[: -len(_SUFFIX)] for p in folder.iterdir() if p.name.endswith(_SUFFIX)}
 
 
 def _fsync_directory(path: Path) -> None:

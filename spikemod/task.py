@@ -14,8 +14,9 @@ from typing import Iterator, List, Tuple
 import torch
 
 from . import seeding
-from .config import DataConfig, TaskConfig
+from .config import DataConfig, RunConfig, TaskConfig
 from .data import ImageSet, load_image_sets
+from .encoding import encode
 
 __all__ = [
     "PairBatch",
@@ -24,9 +25,12 @@ __all__ = [
     "task_targets",
     "structured_noise",
     "temporal_input",
+    "network_input",
+    "noise_fits",
 ]
 
 N_CLASSES = 10
+
 
 @dataclass(frozen=True)
 class PairBatch:
@@ -183,4 +187,19 @@ def temporal_input(
         pure = structured_noise(images, n_steps, task.noise_samples, generator)
         x = torch.where(on[..., None], x, pure)
     return x, False
+
+
+def network_input(images: torch.Tensor, config: RunConfig, generator: torch.Generator) -> Tuple[torch.Tensor, bool]:
+    """Images [B, 2, D] -> network input [T, B, 2, D] and whether it is static: the temporal input
+    (:func:`temporal_input`), then the spike encoding."""
+    x, static = temporal_input(images, config.task, config.n_steps, generator)
+    if config.task.encoding != "direct":
+        return encode(x, config.task.encoding, generator), False
+    return x, static
+
+
+def noise_fits(batch_size: int, config: RunConfig) -> bool:
+    """Structured noise averages ``noise_samples`` batch samples: a smaller batch is skipped."""
+    noisy = config.task.noise_ratio > 0 or config.task.random_onset
+    return not noisy or batch_size >= config.task.noise_samples
 

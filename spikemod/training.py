@@ -1,49 +1,62 @@
-"""Training a :class:`~spikemod.network.ModularNetwork` on the two-digit parity task.
+"""Training networks on the two-digit parity task: one trainer for one network or K at once.
 
-The loss is the cross-entropy of the logits at the last step, averaged over the heads; with separate
-readouts ``TrainConfig.loss`` chooses which logits (:func:`loss_logits`): the deciding module's, as
-in the reference code, or all modules' marginalised over the deciding module. Module parameters
-train with Adadelta or AdamW; Deep-R connections with their own Adam (:class:`~spikemod.deepr.DeepR`,
-random-walk temperature deep_r_noise·(1 - p)). After every epoch the model is evaluated on the test
-pairs, as in the papers' code; the state with the best mean test accuracy is kept, and training
-stops early once every head reaches ``target_accuracy``. Same config and seed give the same
-numbers on the same machine and library build (random streams: :mod:`spikemod.seeding`). With structured input noise, a final batch smaller than the noise's
-``noise_samples`` is skipped (the noise averages that many batch samples).
+``train(config)`` trains one network; ``train([configs])`` trains K networks as one batched
+computation (:class:`~spikemod.stack.NetworkStack`) and returns one result per config, each equal
+to what ``train(config)`` gives to float rounding (the batched matmuls sum in another order).
+Networks trained together must share what shapes the tensors (:func:`batch_key`); they may differ
+in seed, p or synapse count, covariance, interconnect onset, bandwidth cap and target accuracy.
+
+The loss is the cross-entropy of the logits at the last step, averaged over the heads; with
+separate readouts ``TrainConfig.loss`` chooses which logits (:func:`loss_logits`): the deciding
+module's, as in the reference code, or all modules' marginalised over the deciding module. Module
+parameters train with Adadelta or AdamW; Deep-R connections with their own Adam
+(:class:`~spikemod.deepr.DeepR`, random-walk temperature deep_r_noise·(1 - p)). After every epoch
+each network is evaluated on its test pairs (the ``inputs/test`` stream of :mod:`spikemod.seeding`,
+the inputs its metrics and resource counts see too); the state with the best mean test accuracy is
+kept, and a network stops early once every head reaches ``target_accuracy``. Same config and seed
+give the same numbers on the same machine and library build. With structured input noise, a final
+batch smaller than the noise's ``noise_samples`` is skipped (the noise averages that many samples).
+
+Networks with the same seed and covariance draw the same pairs, shuffles and input noise; when
+every such group has the same size (a sweep over p with a few seeds), each group's images are
+gathered once and projected with one larger matmul for all its networks.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+import math
 import time
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union, overload
 
-import snntorch as snn
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import seeding
 from .config import ConfigError, RunConfig, TrainConfig
+from .data import ImageSet
 from .deepr import DeepR
-from .encoding import encode
 from .network import ModularNetwork, NetworkOutput
-from .task import PairDataset, temporal_input
+from .stack import NetworkStack
+from .task import PairDataset, network_input, noise_fits
 
 __all__ = [
     "TrainResult",
     "TrainingDivergedError",
+    "batch_key",
     "build_model",
     "make_optimizer",
-    "make_deep_r",
-    "network_input",
     "loss_logits",
     "task_loss",
+    "task_losses",
     "accuracy",
     "evaluate",
+    "gather_images",
     "train",
 ]
+
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite."""
@@ -54,7 +67,8 @@ class TrainResult:
     """The trained model (best state), its history and its test accuracy per head [H].
 
     ``history`` holds one entry per epoch of ``train_loss``, ``train_accuracy`` [H], ``test_loss``,
-    ``test_accuracy`` [H], ``samples_per_second`` (training) and, spiking only,
+    ``test_accuracy`` [H], ``samples_per_second`` (this network's training samples per second of
+    wall time; K networks trained together advance together) and, spiking only,
     ``test_cross_spikes`` [M, M] (spikes crossing from module j to i per test sample and step);
     ``best_epoch`` is [index of the kept epoch].
     """
@@ -62,6 +76,20 @@ class TrainResult:
     model: ModularNetwork
     history: Dict[str, list]
     test_accuracy: torch.Tensor
+
+
+def batch_key(config: RunConfig) -> str:
+    """Configs with equal keys can train together: the config without the fields a network of a
+    stack may have of its own (seed, p, synapses, covariance, interconnect onset, bandwidth cap,
+    target accuracy) and without the data root."""
+    values = config.to_dict()
+    values.pop("seed")
+    values["data"].pop("data_root")
+    for name in ("p", "synapses", "interconnect_onset", "bandwidth_cap"):
+        values["model"].pop(name)
+    values["task"].pop("covariance")
+    values["train"].pop("target_accuracy")
+    return json.dumps(values, sort_keys=True)
 
 
 def build_model(config: RunConfig, n_inputs: int = 784, n_classes: int = 10) -> ModularNetwork:
@@ -74,45 +102,17 @@ def build_model(config: RunConfig, n_inputs: int = 784, n_classes: int = 10) -> 
         )
 
 
-def make_optimizer(model: ModularNetwork, train_cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adadelta (default lr 0.5) or AdamW (default lr 1e-3) over the module parameters.
+def make_optimizer(params: Sequence[torch.nn.Parameter], train_cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adadelta (default lr 0.5) or AdamW (default lr 1e-3) over ``params``.
 
     AdamW uses PyTorch's fused CPU kernel and Adadelta its multi-tensor one: several times faster
     than the per-parameter loop for these small networks, with the same update.
     """
-    params = model.module_parameters()
     if train_cfg.optimizer == "adadelta":
         return torch.optim.Adadelta(
             params, lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay, foreach=True
         )
-    return torch.optim.AdamW(
-        params, lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay, fused=True
-    )
-
-
-def make_deep_r(model: ModularNetwork, config: RunConfig, generator: torch.Generator) -> Optional[DeepR]:
-    """Deep-R for the interconnect, or None with a fixed mask. The noise is annealed by (1 - p)."""
-    if model.interconnect is None:
-        return None
-    t = config.train
-    noise = t.deep_r_noise * (1.0 - config.model.p_effective)
-    return DeepR(model.interconnect, lr=t.deep_r_lr, l1=t.deep_r_l1, noise=noise, generator=generator)
-
-
-def network_input(
-    images: torch.Tensor, config: RunConfig, generator: torch.Generator
-) -> Tuple[torch.Tensor, bool]:
-    """Images [B, 2, D] -> network input [T, B, 2, D] and whether it is static."""
-    x, static = temporal_input(images, config.task, config.n_steps, generator)
-    if config.task.encoding != "direct":
-        return encode(x, config.task.encoding, generator), False
-    return x, static
-
-
-def _noise_fits(batch_size: int, config: RunConfig) -> bool:
-    """Structured noise averages ``noise_samples`` batch samples: a smaller final batch is skipped."""
-    noisy = config.task.noise_ratio > 0 or config.task.random_onset
-    return not noisy or batch_size >= config.task.noise_samples
+    return torch.optim.AdamW(params, lr=train_cfg.learning_rate, weight_decay=train_cfg.weight_decay, fused=True)
 
 
 def loss_logits(logits: torch.Tensor, module_logits: Optional[torch.Tensor], loss: str) -> torch.Tensor:
@@ -138,145 +138,246 @@ def accuracy(output: NetworkOutput, targets: torch.Tensor) -> torch.Tensor:
     return (output.predictions() == targets).float().mean(dim=0)
 
 
-@torch.no_grad()
-def evaluate(
-    model: ModularNetwork, dataset: PairDataset, config: RunConfig
-) -> Dict[str, torch.Tensor]:
-    """Test loss, accuracy per head [H] and (spiking) mean cross spikes per sample and step [M, M].
+def task_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """:func:`task_loss` per network: last-step logits [1, K, B, H, C], targets [K, B, H] -> [K]."""
+    last = logits[-1]
+    each = F.cross_entropy(last.flatten(0, 2), targets.flatten(), reduction="none")
+    return each.view(len(last), -1).mean(dim=1)
 
-    The input noise is the split's measured input (:mod:`~spikemod.seeding`), drawn afresh: repeated
-    evaluations give the same numbers, on the inputs that the metrics and resource counts see too.
+
+def _accuracies(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Accuracy per network and head [K, H]."""
+    return (logits[-1].argmax(dim=-1) == targets).float().mean(dim=1)
+
+
+def gather_images(
+    image_sets: Sequence[ImageSet], indices: torch.Tensor, buffer: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Images of the pairs ``indices`` [K, B, S] (rows of each slot's image set) -> [K, B, S, D].
+
+    One gather per slot straight into a slot-major buffer: the layout the separate input's
+    batched matmul reads without a copy. ``buffer`` (a previous result) is overwritten when
+    its size fits, which saves a fresh large allocation per batch.
     """
-    was_training = model.training
-    model.eval()
-    generator = seeding.generator(config.seed, seeding.inputs_purpose(dataset.train))
+    k, b, n_slots = indices.shape
+    shape = (n_slots, k * b, image_sets[0].images.shape[1])
+    fits = buffer is not None and buffer.numel() == math.prod(shape)
+    out = buffer.permute(2, 0, 1, 3).view(shape) if fits else torch.empty(shape)
+    for slot, image_set in enumerate(image_sets):
+        torch.index_select(image_set.images, 0, indices[..., slot].reshape(-1), out=out[slot])
+    return out.view(n_slots, k, b, -1).permute(1, 2, 0, 3)
+
+
+def _batches(
+    sets: Sequence[PairDataset], batch_size: int, shuffles: Optional[Sequence[torch.Generator]] = None
+) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """(images [G, B, S, D], targets [G, B, H]) per batch of G data sets that advance together,
+    each with its own pairs and (with ``shuffles``) its own shuffle, as
+    :meth:`~spikemod.task.PairDataset.batches` gives them; the sets share their image sets."""
+    indices = torch.stack([s.indices for s in sets])  # [G, P, S]
+    targets = torch.stack([s.targets for s in sets])  # [G, P, H]
+    nets = torch.arange(len(sets))[:, None]
+    rows = [
+        s.batch_rows(batch_size, shuffles is not None, shuffles[i] if shuffles else None)
+        for i, s in enumerate(sets)
+    ]
+    images = None
+    for batch_rows in zip(*rows):  # each batch's images are overwritten by the next batch's
+        picked = torch.stack(batch_rows)
+        images = gather_images(sets[0].image_sets, indices[nets, picked], images)
+        yield images, targets[nets, picked]
+
+
+def _stacked_input(images: torch.Tensor, configs: Sequence[RunConfig], generators: Sequence[torch.Generator]):
+    """Each input's :func:`~spikemod.task.network_input`: images [G, B, S, D] -> [T, G, B, S, D]."""
+    inputs = [network_input(x, c, g) for x, c, g in zip(images, configs, generators)]
+    if all(static for _, static in inputs):  # the same image at every step, an expanded view: projected once
+        return images.expand(configs[0].n_steps, *images.shape), True
+    return torch.stack([x for x, _ in inputs], dim=1), False
+
+
+def _input_groups(configs: Sequence[RunConfig]) -> Tuple[List[int], int]:
+    """(an order of the networks, number of inputs G): networks with the same seed and covariance
+    draw the same pairs, shuffles and input noise, so when all such groups have the same size they
+    share one input each, and the order puts each group's networks next to each other. Otherwise
+    every network has its own input (G = K, the given order)."""
+    groups: Dict[Tuple[int, float], List[int]] = {}
+    for i, config in enumerate(configs):
+        groups.setdefault((config.seed, config.task.covariance), []).append(i)
+    if len({len(members) for members in groups.values()}) > 1:
+        return list(range(len(configs))), len(configs)
+    return [i for members in groups.values() for i in members], len(groups)
+
+
+@torch.no_grad()
+def evaluate(stack: NetworkStack, test_sets: Sequence[PairDataset], inputs: Sequence[RunConfig]) -> Dict[str, torch.Tensor]:
+    """Test loss [K], accuracy [K, H] and (spiking) mean cross spikes per sample and step [K, M, M]
+    of the stack's networks; ``test_sets`` and ``inputs`` (configs) are those of its G inputs. The
+    input noise is each input's ``inputs/test`` stream, drawn afresh: every evaluation of a network
+    sees the inputs its metrics and resource counts see."""
+    was_training = stack.training
+    stack.eval()
+    generators = [seeding.generator(c.seed, seeding.inputs_purpose(False)) for c in inputs]
+    per_input = stack.n_networks // len(inputs)
     loss_sum, correct, cross, count = 0.0, 0.0, 0.0, 0
-    for batch in dataset.batches(config.train.batch_size):
-        if not _noise_fits(len(batch.targets), config):
+    for images, targets in _batches(test_sets, inputs[0].train.batch_size):
+        size = targets.shape[1]
+        if not noise_fits(size, inputs[0]):
             continue
-        x, static = network_input(batch.images, config, generator)
-        output = model(x, static)
-        size = len(batch.targets)
-        logits = loss_logits(output.logits, output.module_logits, config.train.loss)
-        loss_sum += task_loss(logits, batch.targets).item() * size
-        correct = correct + accuracy(output, batch.targets) * size
-        if output.cross_spikes is not None:
-            cross = cross + output.cross_spikes.mean(dim=0).sum(dim=0)
+        x, static = _stacked_input(images, inputs, generators)
+        targets = targets.repeat_interleave(per_input, dim=0)
+        out = stack(x, static, last_only=True)
+        losses = task_losses(loss_logits(out.logits, out.module_logits, inputs[0].train.loss), targets)
+        loss_sum = loss_sum + losses.double() * size
+        correct = correct + _accuracies(out.logits, targets) * size
+        if stack.spiking:
+            cross = cross + stack.cross_spikes(out.states).mean(dim=0).sum(dim=1)
         count += size
-    model.train(was_training)
-    result = {"loss": torch.tensor(loss_sum / count), "accuracy": correct / count}
-    if model.spiking:
+    stack.train(was_training)
+    result = {"loss": loss_sum / count, "accuracy": correct / count}
+    if stack.spiking:
         result["cross_spikes"] = cross / count
     return result
 
 
-def _describe(config: RunConfig) -> str:
-    m = config.model
-    return (
-        f"variant={m.variant} n={m.n_neurons} modules={m.n_modules} synapses={m.n_synapses} "
-        f"T={config.n_steps} optimizer={config.train.optimizer} lr={config.train.learning_rate} "
-        f"seed={config.seed}; full config: {json.dumps(config.to_dict(), sort_keys=True)}"
-    )
-
-
-def _train_epoch(
-    model: ModularNetwork,
-    train_set: PairDataset,
-    config: RunConfig,
-    optimizer: torch.optim.Optimizer,
-    deep_r: Optional[DeepR],
-    generators: Tuple[torch.Generator, torch.Generator],
-    epoch: int,
-    progress: bool,
-) -> Tuple[float, torch.Tensor, float]:
-    """One pass over the training pairs: (mean loss, accuracy per head [H], samples per second)."""
-    shuffle, noise = generators
-    batch_size = config.train.batch_size
-    model.train()
-    loss_sum, correct, seen = 0.0, 0.0, 0
-    start = time.perf_counter()
-    bar = tqdm(
-        total=-(-len(train_set) // batch_size),
-        desc=f"epoch {epoch + 1}/{config.train.epochs}",
-        disable=not progress,
-        leave=False,
-    )
-    for index, batch in enumerate(train_set.batches(batch_size, shuffle=True, generator=shuffle)):
-        if not _noise_fits(len(batch.targets), config):
-            continue
-        x, static = network_input(batch.images, config, noise)
-        output = model(x, static)
-        loss = task_loss(loss_logits(output.logits, output.module_logits, config.train.loss), batch.targets)
-        if not torch.isfinite(loss):
-            bar.close()
-            raise TrainingDivergedError(
-                f"loss is {loss.item()} at epoch {epoch + 1}, batch {index + 1}: training diverged. "
-                f"Lower TrainConfig.lr or the init scale. Run: {_describe(config)}"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        if deep_r is not None:
-            deep_r.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if deep_r is not None:
-            deep_r.step()
-        size = len(batch.targets)
-        loss_sum += loss.item() * size
-        correct = correct + accuracy(output, batch.targets) * size
-        seen += size
-        bar.update()
-        running = (correct / seen).mean().item()
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{running:.3f}", refresh=False)
-    bar.close()
-    return loss_sum / seen, correct / seen, seen / (time.perf_counter() - start)
-
-
-def train(config: RunConfig, progress: bool = True) -> TrainResult:
-    """Train a network for ``config``; return the best state, its history and test accuracy."""
-    snn.SpikingNeuron.instances.clear()  # snnTorch's registry only grows (snntorch#328)
-    train_set = PairDataset(config.data, config.task, train=True, seed=config.seed)
-    test_set = PairDataset(config.data, config.task, train=False, seed=config.seed)
-    for split in (train_set, test_set):
-        if not _noise_fits(min(config.train.batch_size, len(split)), config):
-            raise ConfigError(
-                f"structured noise averages {config.task.noise_samples} samples of a batch, but a batch "
-                f"holds at most {min(config.train.batch_size, len(split))}; use more pairs or a larger batch"
-            )
-    n_inputs = train_set.image_sets[0].images.shape[1]
-    model = build_model(config, n_inputs=n_inputs, n_classes=train_set.n_classes)
-    optimizer = make_optimizer(model, config.train)
-    deep_r = make_deep_r(model, config, seeding.generator(config.seed, "deep-r"))
-    generators = (seeding.generator(config.seed, "shuffle"), seeding.generator(config.seed, "training-noise"))
-
-    keys = ["train_loss", "train_accuracy", "test_loss", "test_accuracy", "samples_per_second"]
-    history: Dict[str, list] = {key: [] for key in keys + (["test_cross_spikes"] if model.spiking else [])}
-    best_accuracy, best_state, best_epoch = -1.0, None, 0
-    for epoch in range(config.train.epochs):
-        loss, train_accuracy, speed = _train_epoch(
-            model, train_set, config, optimizer, deep_r, generators, epoch, progress
+def _check(configs: Sequence[RunConfig]) -> None:
+    if not configs:
+        raise ConfigError("train needs at least one config")
+    if len({batch_key(c) for c in configs}) > 1:
+        raise ConfigError(
+            "configs trained together may differ only in seed, model.p/synapses/interconnect_onset/"
+            "bandwidth_cap, task.covariance and train.target_accuracy; group them with "
+            "spikemod.training.batch_key"
         )
-        test = evaluate(model, test_set, config)
-        history["train_loss"].append(loss)
-        history["train_accuracy"].append(train_accuracy.tolist())
-        history["test_loss"].append(test["loss"].item())
-        history["test_accuracy"].append(test["accuracy"].tolist())
-        history["samples_per_second"].append(speed)
-        if model.spiking:
-            history["test_cross_spikes"].append(test["cross_spikes"].tolist())
-        if progress:
-            tqdm.write(
-                f"epoch {epoch + 1}: train loss {loss:.4f}, test loss {test['loss'].item():.4f}, "
-                f"test accuracy {_format(test['accuracy'])}"
+
+
+def _make_deep_r(stack: NetworkStack, configs: Sequence[RunConfig]) -> Optional[DeepR]:
+    """Deep-R for the stacked interconnects, or None with fixed masks; noise annealed by (1 - p)."""
+    theta = stack.deep_r_parameter()
+    if theta is None:
+        return None
+    t = configs[0].train
+    return DeepR(
+        theta,
+        [c.model.n_synapses for c in configs],
+        lr=t.deep_r_lr,
+        l1=t.deep_r_l1,
+        noise=[t.deep_r_noise * (1.0 - c.model.p_effective) for c in configs],
+        generators=[seeding.generator(c.seed, "deep-r") for c in configs],
+    )
+
+
+@overload
+def train(config: RunConfig, progress: bool = ...) -> TrainResult: ...
+@overload
+def train(config: Sequence[RunConfig], progress: bool = ...) -> List[TrainResult]: ...
+
+
+def train(config: Union[RunConfig, Sequence[RunConfig]], progress: bool = True):
+    """Train the network of ``config``, or the networks of a list of configs together (one result
+    per config, in the given order): the best state, its history and test accuracy."""
+    if isinstance(config, RunConfig):
+        return _train([config], progress)[0]
+    return _train(list(config), progress)
+
+
+def _train(configs: List[RunConfig], progress: bool) -> List[TrainResult]:
+    _check(configs)
+    order, n_inputs = _input_groups(configs)
+    given = configs
+    configs = [configs[i] for i in order]
+    inputs = configs[:: len(configs) // n_inputs]  # one config per input
+    first = configs[0]
+    train_sets = [PairDataset(c.data, c.task, train=True, seed=c.seed) for c in inputs]
+    test_sets = [PairDataset(c.data, c.task, train=False, seed=c.seed) for c in inputs]
+    for split in (train_sets[0], test_sets[0]):
+        if not noise_fits(min(first.train.batch_size, len(split)), first):
+            raise ConfigError(
+                f"structured noise averages {first.task.noise_samples} samples of a batch, but a batch "
+                f"holds at most {min(first.train.batch_size, len(split))}; use more pairs or a larger batch"
             )
-        if test["accuracy"].mean().item() > best_accuracy:
-            best_accuracy, best_epoch = test["accuracy"].mean().item(), epoch
-            best_state = copy.deepcopy(model.state_dict())
-        target = config.train.target_accuracy
-        if target is not None and bool((test["accuracy"] >= target).all()):
+    n_pixels = train_sets[0].image_sets[0].images.shape[1]
+    models = [build_model(c, n_inputs=n_pixels, n_classes=train_sets[0].n_classes) for c in configs]
+    stack = NetworkStack(models)
+    optimizer = make_optimizer(stack.module_parameters(), first.train)
+    deep_r = _make_deep_r(stack, configs)
+    shuffles = [seeding.generator(c.seed, "shuffle") for c in inputs]
+    noises = [seeding.generator(c.seed, "training-noise") for c in inputs]
+    per_input = len(configs) // n_inputs
+
+    k = len(configs)
+    keys = ["train_loss", "train_accuracy", "test_loss", "test_accuracy", "samples_per_second"]
+    keys += ["test_cross_spikes"] if stack.spiking else []
+    histories = [{key: [] for key in keys} for _ in range(k)]
+    best = [(-1.0, None, 0)] * k  # (accuracy, state, epoch)
+    running = list(range(k))  # networks not stopped early
+    batch_size = first.train.batch_size
+    n_batches = -(-len(train_sets[0]) // batch_size)
+    for epoch in range(first.train.epochs):
+        stack.train()
+        loss_sum, correct, seen = torch.zeros(k, dtype=torch.float64), 0.0, 0
+        start = time.perf_counter()
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{first.train.epochs}", disable=not progress, leave=False)
+        for index, (images, targets) in enumerate(_batches(train_sets, batch_size, shuffles)):
+            size = targets.shape[1]
+            if not noise_fits(size, first):
+                continue
+            x, static = _stacked_input(images, inputs, noises)
+            targets = targets.repeat_interleave(per_input, dim=0)
+            out = stack(x, static, last_only=True)
+            losses = task_losses(loss_logits(out.logits, out.module_logits, first.train.loss), targets)
+            finite = torch.isfinite(losses)
+            if not bool(finite[running].all()):
+                bar.close()
+                bad = configs[[i for i in running if not finite[i]][0]]
+                raise TrainingDivergedError(
+                    f"loss is not finite at epoch {epoch + 1}, batch {index + 1}: training diverged. "
+                    f"Lower TrainConfig.lr or the init scale. Run: {bad.describe()}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            if deep_r is not None:
+                deep_r.zero_grad()
+            losses.sum().backward()
+            optimizer.step()
+            if deep_r is not None:
+                deep_r.step()
+            loss_sum += losses.detach().double() * size
+            correct = correct + _accuracies(out.logits.detach(), targets) * size
+            seen += size
+            bar.update()
+            bar.set_postfix(loss=f"{loss_sum.mean().item() / seen:.3f}", acc=f"{(correct / seen).mean().item():.3f}", refresh=False)
+        bar.close()
+        speed = seen / (time.perf_counter() - start)
+        test = evaluate(stack, test_sets, inputs)
+        for i in list(running):
+            h = histories[i]
+            h["train_loss"].append(loss_sum[i].item() / seen)
+            h["train_accuracy"].append((correct[i] / seen).tolist())
+            h["test_loss"].append(test["loss"][i].item())
+            h["test_accuracy"].append(test["accuracy"][i].tolist())
+            h["samples_per_second"].append(speed)
+            if stack.spiking:
+                h["test_cross_spikes"].append(test["cross_spikes"][i].tolist())
+            mean_accuracy = test["accuracy"][i].mean().item()
+            if mean_accuracy > best[i][0]:
+                best[i] = (mean_accuracy, stack.network_state(i), epoch)
+            target = configs[i].train.target_accuracy
+            if target is not None and bool((test["accuracy"][i] >= target).all()):
+                running.remove(i)
+        if progress:
+            accuracies = " | ".join(_format(test["accuracy"][i]) for i in range(k))
+            tqdm.write(f"epoch {epoch + 1}: test accuracy {accuracies}")
+        if not running:
             break
-    model.load_state_dict(best_state)
-    history["best_epoch"] = [best_epoch]
-    return TrainResult(model, history, torch.tensor(history["test_accuracy"][best_epoch]))
+
+    results = {}  # by position in the given configs
+    for i, model, history, (_, state, best_epoch) in zip(order, models, histories, best):
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                parameter.copy_(state[name])
+        history["best_epoch"] = [best_epoch]
+        results[i] = TrainResult(model, history, torch.tensor(history["test_accuracy"][best_epoch]))
+    return [results[i] for i in range(len(given))]
 
 
 def _format(values: torch.Tensor) -> str:

@@ -59,6 +59,19 @@ def test_save_load_gives_identical_outputs(tmp_path, model_fields):
     assert not loaded.model.training
 
 
+def test_checkpoints_written_with_snntorch_neurons_still_load(tmp_path):
+    # before the LIF step became a pure function, snnTorch's Leaky added two constants to the state
+    config = _config(variant="spiking")
+    model = _trained(config).eval()
+    path = save_checkpoint(tmp_path / "run.h5", model, config, HISTORY)
+    with h5py.File(path, "a") as f:
+        f["state"].create_dataset("lif.graded_spikes_factor", data=np.float32(1.0))
+        f["state"].create_dataset("lif.reset_mechanism_val", data=np.int64(1))
+    x = torch.randn(4, 3, 2, 784)
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(path).model(x).logits, model(x).logits)
+
+
 def test_file_holds_masks_and_readable_config(tmp_path):
     config = _config()
     model = build_model(config)

@@ -33,7 +33,7 @@ def test_count_stays_exact_over_many_steps_and_connections_rewire():
     ic = _interconnect(n_modules=3, n=8, k=5)
     first = ic.active().clone()
     sign = ic.sign.clone()
-    deep_r = DeepR(ic, lr=0.05, l1=1e-3, noise=0.5, generator=torch.Generator().manual_seed(1))
+    deep_r = DeepR(ic.theta, [5], lr=0.05, l1=1e-3, noise=[0.5], generators=[torch.Generator().manual_seed(1)])
     ever_active = first.clone()
     for _ in range(150):
         deep_r.zero_grad()
@@ -52,7 +52,7 @@ def test_count_stays_exact_over_many_steps_and_connections_rewire():
 
 def test_dormant_connections_do_not_move_and_revived_ones_start_fresh():
     ic = _interconnect(k=3)
-    deep_r = DeepR(ic, lr=0.1, l1=0.0, noise=0.0)
+    deep_r = DeepR(ic.theta, [3], lr=0.1, l1=0.0, noise=[0.0], generators=[None])
     with torch.no_grad():
         ic.theta[0, 0, 0] = -0.2  # dormant
     dormant_before = ic.theta.detach().clone()
@@ -85,7 +85,7 @@ def test_deep_r_in_a_network_trains_and_keeps_counts():
     cfg = ModelConfig(variant="spiking", n_neurons=6, synapses=4, deep_r=True, init="pytorch")
     net = ModularNetwork(cfg, n_inputs=10)
     module_opt = torch.optim.AdamW(net.module_parameters(), lr=1e-2)
-    deep_r = DeepR(net.interconnect, lr=0.1, l1=1e-4, noise=1e-2, generator=torch.Generator().manual_seed(0))
+    deep_r = DeepR(net.interconnect.theta, [4], lr=0.1, l1=1e-4, noise=[1e-2], generators=[torch.Generator().manual_seed(0)])
     assert {id(p) for p in net.module_parameters()}.isdisjoint({id(net.interconnect.theta)})
     before = net.recurrent_mask().clone()
     x = torch.randn(4, 8, 2, 10)
@@ -102,3 +102,28 @@ def test_deep_r_in_a_network_trains_and_keeps_counts():
         assert counts.tolist() == [[30, 4], [4, 30]]
         changed |= not torch.equal(net.recurrent_mask(), before)
     assert changed
+
+
+def test_three_networks_rewire_together_exactly_as_each_alone():
+    # different synapse counts, temperatures and generators; the same gradients
+    counts, noises = [2, 5, 9], [0.5, 0.1, 0.0]
+    alone = [_interconnect(n_modules=3, n=8, k=k, seed=k) for k in counts]
+    stacked = torch.nn.Parameter(torch.stack([ic.theta.detach().clone() for ic in alone]))
+    together = DeepR(stacked, counts, lr=0.05, l1=1e-3, noise=noises, generators=[torch.Generator().manual_seed(k) for k in counts])
+    each = [
+        DeepR(ic.theta, [k], lr=0.05, l1=1e-3, noise=[noise], generators=[torch.Generator().manual_seed(k)])
+        for ic, k, noise in zip(alone, counts, noises)
+    ]
+    g = torch.Generator().manual_seed(7)
+    for _ in range(40):
+        grads = torch.randn(stacked.shape, generator=g)
+        together.zero_grad()
+        stacked.grad = grads.clone()
+        together.step()
+        for i, (ic, deep_r) in enumerate(zip(alone, each)):
+            deep_r.zero_grad()
+            ic.theta.grad = grads[i].clone()
+            deep_r.step()
+    for i, (ic, k) in enumerate(zip(alone, counts)):
+        assert torch.equal(stacked[i], ic.theta)  # elementwise Adam, own walk and reactivation draws
+        assert (stacked[i] > 0).flatten(1).sum(1).tolist() == [k] * 6

@@ -28,7 +28,7 @@ def scripts(monkeypatch):
 
 
 def fake_result(config: RunConfig, f_last: float, steps: int = 5) -> dict:
-    """A result tree with the fields the figures read (the layout of executors.run_one)."""
+    """A result tree with the fields the figures read (the layout of run.run_one)."""
     count = config.model.n_synapses
     p = config.model.p_effective
     f = np.linspace(0.9, f_last, steps)

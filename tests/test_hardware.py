@@ -25,7 +25,7 @@ from spikemod.hardware.export import (
     load_description,
     save_description,
 )
-from spikemod.hardware.host import input_current, lava_network, read_out, snntorch_run
+from spikemod.hardware.host import input_current, lava_network, read_out, torch_run
 from spikemod.hardware.mapping import (
     ACTIVATION_MAX,
     WEIGHT_MAX,
@@ -132,7 +132,7 @@ def test_snntorch_reference_and_host_readout_equal_the_model():
     with torch.no_grad():
         output = model(x)
     description = describe(model, config)
-    spikes, membrane = snntorch_run(description, input_current(description, x))
+    spikes, membrane = torch_run(description, input_current(description, x))
     assert torch.equal(spikes, output.states)
     assert torch.equal(membrane, output.membrane)
     readout = read_out(description, spikes)
@@ -305,12 +305,6 @@ def test_description_round_trips_through_hdf5(tmp_path):
 
 
 def test_unexportable_models_fail_with_clear_errors():
-    config = _config()
-    model = build_model(config, n_inputs=N_INPUTS)
-    model.lif.reset_mechanism = "subtract"
-    with pytest.raises(ExportError, match="reset mechanism 'subtract' is not supported"):
-        describe(model, config)
-
     config = _config(learn_beta=True)
     model = build_model(config, n_inputs=N_INPUTS)
     with torch.no_grad():
@@ -372,7 +366,7 @@ def test_corrupted_or_mismatched_files_fail_with_clear_errors(tmp_path):
 @pytest.mark.lava
 def test_export_and_simulate_commands(trained, tmp_path, capsys):
     from spikemod.cli import main
-    from spikemod.results import read_tree
+    from spikemod.h5tree import read_tree
 
     _, config, checkpoint = trained
     net = tmp_path / "net.h5"

@@ -21,10 +21,10 @@ from spikemod.metrics import (
 )
 from spikemod.metrics.correlation import matched_partners, random_partners
 from spikemod.metrics.retraining import Readouts, train_readouts
-from spikemod.ensemble import ModularEnsemble
 from spikemod.metrics.weight_mask import _initial_scores, _masked_logits, _masks, parameter_owners
+from spikemod.stack import NetworkStack
 from spikemod.network import ModularNetwork
-from spikemod.task import PairBatch, task_targets
+from spikemod.task import PairBatch, network_input, task_targets
 
 N_CLASSES = 10
 FAST = MetricConfig(readout_epochs=8, readout_lr=1e-2)
@@ -426,7 +426,7 @@ def test_weight_mask_prefers_the_module_that_sees_the_digit():
         ModelConfig(variant="spiking", n_neurons=6, synapses=3, readout_scheme="shared", bottleneck=4),
     ],
 )
-def test_masks_of_all_steps_and_digits_run_as_one_ensemble_with_the_same_logits(model_cfg):
+def test_masks_of_all_steps_and_digits_run_as_one_stack_with_each_masks_logits(model_cfg):
     cfg = network_config(model_cfg)
     net = ModularNetwork(model_cfg).eval()
     owners = parameter_owners(net)
@@ -437,14 +437,16 @@ def test_masks_of_all_steps_and_digits_run_as_one_ensemble_with_the_same_logits(
     assert not torch.equal(masks["w_rec"][0], masks["w_rec"][1])  # masks differ between copies
     frozen = {name: p.detach() for name, p in net.named_parameters()}
     images = torch.randn(5, 2, 784)
-    ensemble = ModularEnsemble([net] * 4).eval()
-    together = _masked_logits(net, ensemble, frozen, masks, images, cfg, torch.Generator())
-    one_by_one = _masked_logits(net, None, frozen, masks, images, cfg, torch.Generator())
+    together = _masked_logits(NetworkStack([net] * 4).eval(), frozen, masks, images, cfg, torch.Generator())
     assert together.shape == (3, 4, 5, 2, 10)
-    assert_same_up_to_order(together, one_by_one, 2 * 784 + 12 + 12)
+    x, static = network_input(images, cfg, torch.Generator())
+    for j in range(4):  # the network alone with mask j applied to its parameters
+        masked = {**frozen, **{name: frozen[name] * mask[j] for name, mask in masks.items()}}
+        alone = torch.func.functional_call(net, masked, (x,), {"static": static}).logits
+        assert_same_up_to_order(together[:, j], alone, 2 * 784 + 12 + 12)
 
 
-def test_weight_masks_per_step_also_for_a_network_an_ensemble_cannot_hold():
+def test_weight_masks_per_step_on_a_bandwidth_capped_network():
     cfg = network_config(
         ModelConfig(n_neurons=10, synapses=0, bandwidth_cap=2, variant="spiking"),
         metrics=("weight_mask",), mask_epochs=1, mask_fraction=0.1, mask_lr=1.0,

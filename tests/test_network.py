@@ -7,7 +7,8 @@ from numerics import assert_same_up_to_order, assert_spikes_decided
 
 from spikemod.config import ModelConfig
 from spikemod.connectivity import blocks, intra_module_mask
-from spikemod.network import ModularNetwork, competitive_max
+from spikemod.network import ModularNetwork, NetworkOutput, competitive_max
+from spikemod.stack import NetworkStack
 from spikemod.training import task_loss
 
 pytestmark = pytest.mark.numerics  # float comparisons between computation orders
@@ -27,6 +28,21 @@ def _input(steps=4, batch=5, slots=2, pixels=D, seed=0):
     g = torch.Generator().manual_seed(seed)
     image = torch.randn(batch, slots, pixels, generator=g) * 2
     return image.expand(steps, batch, slots, pixels)
+
+
+def _run(net: ModularNetwork, x: torch.Tensor, static: bool = False, k: int = 1) -> NetworkOutput:
+    """The network's output alone (k = 1), or, asserted equal for each, that of k copies of it run
+    together in one :class:`NetworkStack` (the trainer's path)."""
+    if k == 1:
+        return net(x, static=static)
+    stack = NetworkStack([net] * k)
+    out = stack(x[:, None], static=static)
+    cross = stack.cross_spikes(out.states) if net.spiking else None
+    for name, value in (("states", out.states), ("logits", out.logits), ("membrane", out.membrane), ("cross", cross)):
+        if value is not None:
+            assert all(torch.equal(value[:, j], value[:, 0]) for j in range(k)), name
+    first = lambda t: None if t is None else t[:, 0]  # noqa: E731
+    return NetworkOutput(out.logits[:, 0], first(out.module_logits), out.states[:, 0], first(out.membrane), None, first(cross))
 
 
 def test_output_shapes():
@@ -133,10 +149,11 @@ def _three_neuron_net() -> ModularNetwork:
     return net
 
 
-def test_spiking_forward_on_a_hand_built_three_neuron_network():
+@pytest.mark.parametrize("k", [1, 3])
+def test_spiking_forward_on_a_hand_built_three_neuron_network(k):
     net = _three_neuron_net()
     x = torch.tensor([1.2, 0.6, 0.0]).view(1, 1, 3, 1).expand(7, 1, 3, 1)
-    out = net(x, static=True)
+    out = _run(net, x, static=True, k=k)
     # By hand: I_t = x + W s_{t-1}; U_t = 0.5 (1 - S_{t-1}) U_{t-1} + I_t; S_t = U_t > 1.
     spikes = [[1, 0, 0], [1, 1, 0], [1, 1, 1], [0, 1, 1], [0, 0, 1], [0, 0, 0], [0, 1, 0]]
     membrane = [
@@ -177,32 +194,35 @@ def test_spiking_forward_is_the_lava_lif_recurrence():
     assert out.states.sum() > 0
 
 
-def test_bias_enters_every_step():
+@pytest.mark.parametrize("k", [1, 3])
+def test_bias_enters_every_step(k):
     net = _three_neuron_net()
     with torch.no_grad():
         net.b.fill_(0.3)
     x = torch.zeros(3, 1, 3, 1)
-    out = net(x)
+    out = _run(net, x, k=k)
     # U = 0.3, 0.45, 0.525 (no spikes, no recurrence).
     assert torch.allclose(out.membrane[:, 0, 0], torch.tensor([0.3, 0.45, 0.525]))
 
 
-def test_bandwidth_cap_of_zero_or_above_n():
+@pytest.mark.parametrize("k", [1, 3])
+def test_bandwidth_cap_of_zero_or_above_n(k):
     net = _three_neuron_net()
     x = torch.tensor([1.2, 0.6, 0.0]).view(1, 1, 3, 1).expand(7, 1, 3, 1)
-    free = net(x, static=True)
+    free = _run(net, x, static=True, k=k)
     net.config = dataclasses.replace(net.config, bandwidth_cap=5)
-    assert torch.equal(net(x, static=True).states, free.states)  # a cap above n changes nothing
+    assert torch.equal(_run(net, x, static=True, k=k).states, free.states)  # a cap above n changes nothing
     net.config = dataclasses.replace(net.config, bandwidth_cap=0)
-    blocked = net(x, static=True)
+    blocked = _run(net, x, static=True, k=k)
     assert blocked.cross_spikes.sum() == 0
     # No spike crosses: neuron 0 (input 1.2) fires every step; neuron 1 (0.6) reaches
     # 0.6, 0.9, 1.05 and fires at steps 3 and 6; neuron 2 (no input) never fires.
     assert blocked.states[:, 0].T.tolist() == [[1] * 7, [0, 0, 1, 0, 0, 1, 0], [0] * 7]
 
 
+@pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("cap, expected", [(None, 111.0), (2, 11.0), (1, 1.0)])
-def test_bandwidth_cap_passes_the_lowest_indices_first(cap, expected):
+def test_bandwidth_cap_passes_the_lowest_indices_first(cap, expected, k):
     cfg = ModelConfig(variant="spiking", n_neurons=3, p=1.0, beta=0.5, threshold=1000.0, bandwidth_cap=cap)
     net = ModularNetwork(cfg, n_inputs=1, n_slots=2, n_heads=1, n_classes=2)
     with torch.no_grad():
@@ -212,7 +232,7 @@ def test_bandwidth_cap_passes_the_lowest_indices_first(cap, expected):
         net.w_rec[3, :3] = torch.tensor([1.0, 10.0, 100.0])  # module 0 -> neuron 3 of module 1
         net.b.zero_()
     x = torch.tensor([1.0, 0.0]).view(1, 1, 2, 1).expand(2, 1, 2, 1)
-    out = net(x, static=True)
+    out = _run(net, x, static=True, k=k)
     assert out.states[:, 0, :3].sum() == 6 and out.states[:, 0, 3:].sum() == 0
     assert out.membrane[1, 0, 3].item() == expected  # neurons 0, 1, 2 spiked: the first `cap` pass
     assert out.cross_spikes[1, 0, 1, 0].item() == (3 if cap is None else cap)
@@ -360,40 +380,43 @@ def _without_interconnect(net: ModularNetwork) -> ModularNetwork:
     return plain
 
 
+@pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("fields", ONSET_VARIANTS)
-def test_interconnect_onset_one_or_two_is_the_plain_network(fields):
+def test_interconnect_onset_one_or_two_is_the_plain_network(fields, k):
     x = _input(steps=6)
     plain = _onset_net(1, **fields)
-    reference = plain(x)
+    reference = _run(plain, x, k=k)
     assert reference.states.unflatten(-1, (2, 6)).sum() > 0
     for onset in (1, 2):  # states start at zero: nothing crosses at step 1 either way
         net = _onset_net(onset, **fields)
-        out = net(x)
+        out = _run(net, x, k=k)
         assert torch.equal(out.states, reference.states) and torch.equal(out.logits, reference.logits)
         if net.spiking:
             assert torch.equal(out.cross_spikes, reference.cross_spikes)
             assert torch.equal(out.membrane, reference.membrane)
 
 
+@pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("fields", ONSET_VARIANTS)
-def test_interconnect_onset_after_the_run_is_no_interconnect(fields):
+def test_interconnect_onset_after_the_run_is_no_interconnect(fields, k):
     x = _input(steps=5)
     net = _onset_net(7, **fields)  # step 6 would be the first to receive the interconnect
-    out = net(x)
-    isolated = _without_interconnect(net)(x)
+    out = _run(net, x, k=k)
+    isolated = _run(_without_interconnect(net), x, k=k)
     assert torch.equal(out.states, isolated.states) and torch.equal(out.logits, isolated.logits)
     if net.spiking:
         assert out.states.sum() > 0 and out.cross_spikes.sum() == 0
 
 
+@pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("fields", ONSET_VARIANTS)
-def test_interconnect_switches_on_at_the_onset_step(fields):
+def test_interconnect_switches_on_at_the_onset_step(fields, k):
     onset, steps = 4, 7
     x = _input(steps=steps)
     net = _onset_net(onset, **fields)
-    out = net(x)
-    isolated = _without_interconnect(net)(x)
-    full = _onset_net(1, **fields)(x)
+    out = _run(net, x, k=k)
+    isolated = _run(_without_interconnect(net), x, k=k)
+    full = _run(_onset_net(1, **fields), x, k=k)
     # Steps 1 .. onset - 1 (0-based 0 .. onset - 2) see only the modules' own recurrence ...
     assert torch.equal(out.states[: onset - 1], isolated.states[: onset - 1])
     # ... and from the onset step on the interconnect acts: the states leave the isolated ones.

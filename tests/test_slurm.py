@@ -18,10 +18,13 @@ import pytest
 
 pytest.importorskip("submitit", reason="the slurm executor needs submitit (pip install 'spikemod[slurm]')")
 
+from spikemod.checkpoint import load_checkpoint  # noqa: E402
 from spikemod.config import DataConfig, MetricConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from spikemod.executors import SlurmOptions, run_local, run_slurm  # noqa: E402
+from spikemod.executors import run_local  # noqa: E402
+from spikemod.identity import run_id  # noqa: E402
 from spikemod.results import ResultStore, load_results, table_differences  # noqa: E402
-from spikemod.sweep import SweepSpec, run_id  # noqa: E402
+from spikemod.slurm import SlurmOptions, run_slurm  # noqa: E402
+from spikemod.sweep import SweepSpec  # noqa: E402
 
 TINY = RunConfig(
     data=DataConfig(dataset="digits"),
@@ -61,7 +64,7 @@ def cluster(request) -> str:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The sweep through the local executor, in the same chunks as the SLURM jobs: a chunk of
-    same-shape runs trains as one ensemble, whose numbers equal one-by-one training only to float
+    same-shape runs trains as one stack, whose numbers equal one-by-one training only to float
     tolerance, so equal chunking is what makes the two tables exactly equal."""
     store = tmp_path_factory.mktemp("local")
     assert run_local(CONFIGS, store, workers=1, chunk_size=2, progress=False).ok
@@ -118,6 +121,17 @@ def test_failed_job_is_reported_and_only_missing_runs_are_resubmitted(tmp_path, 
     new = [r for r in _submissions(store) if r["job_id"] not in before]
     assert [r["run_ids"] for r in new] == [[run_id(bad)]]
     assert again.previously_done == 1 and [f.run_id for f in again.failures] == [run_id(bad)]
+
+
+def test_jobs_keep_checkpoints(tmp_path, cluster):
+    """keep_checkpoints travels to the jobs: each run's trained network is stored with its result."""
+    store = ResultStore(tmp_path / "store")
+    configs = CONFIGS[:2]  # one shape, two seeds: one job, one stack
+    report = run_slurm(configs, store.root, _options(cluster), chunk_size=2, progress=False, keep_checkpoints=True)
+    assert report.ok, report.describe()
+    assert store.completed(with_checkpoints=True) == set(map(run_id, configs))
+    for config in configs:
+        assert load_checkpoint(store.checkpoint_path(run_id(config))).config == config
 
 
 @pytest.mark.parametrize("cluster", ["slurm"], indirect=True)

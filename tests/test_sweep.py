@@ -15,11 +15,14 @@ import pytest
 import torch
 
 from spikemod.config import ConfigError, DataConfig, MetricConfig, ModelConfig, RunConfig, TrainConfig
-from spikemod.ensemble import ensemble_key
-from spikemod.executors import make_chunks, plan_sweep, run_local
-from spikemod.results import ResultStore, ResultTable, load_results, read_tree, table_differences, write_tree
-from spikemod import sweep
-from spikemod.sweep import SweepSpec, config_overrides, parse_grid_option, run_id
+from spikemod.training import batch_key
+from spikemod import identity
+from spikemod.executors import plan_sweep, run_local
+from spikemod.h5tree import read_tree, write_tree
+from spikemod.identity import config_overrides, run_id
+from spikemod.results import ResultStore, ResultTable, load_results, table_differences
+from spikemod.run import make_chunks
+from spikemod.sweep import SweepSpec, parse_grid_option
 
 #: A run of about a second or less: the offline digits set, tiny modules, one epoch.
 TINY = RunConfig(
@@ -60,9 +63,9 @@ def test_run_id_hashes_only_fields_off_their_defaults(monkeypatch):
     before = run_id(TINY)
     assert run_id(TINY.replace(model={"interconnect_onset": 3})) != before
     # a field at its default does not enter the id, so configs that lacked it keep their ids
-    fields = sweep.config_fields()
+    fields = identity.config_fields()
     monkeypatch.setattr(
-        sweep, "config_fields", lambda: {k: v for k, v in fields.items() if k != "model.interconnect_onset"}
+        identity, "config_fields", lambda: {k: v for k, v in fields.items() if k != "model.interconnect_onset"}
     )
     assert run_id(TINY) == before
 
@@ -144,7 +147,7 @@ def test_chunks_group_runs_of_one_shape():
     chunks = make_chunks(configs, 2)
     assert [len(c) for c in chunks] == [2, 2, 2] * 2  # rate and spiking, each 2 p x 3 seeds
     for chunk in chunks:
-        assert len({ensemble_key(c) for c in chunk}) == 1
+        assert len({batch_key(c) for c in chunk}) == 1
     assert sorted(run_id(c) for chunk in chunks for c in chunk) == sorted(run_id(c) for c in configs)
 
 
@@ -248,11 +251,15 @@ def test_run_stores_everything_and_failures_are_reported(tmp_path, monkeypatch):
     assert again.previously_done == 1 and len(again.failures) == 1
     assert ResultStore(tmp_path / "store").path(run_id(good)).stat().st_mtime_ns == mtime
 
+    # Without keep_checkpoints no checkpoint is written; asked for them, a run stored without one is to do.
+    assert not (tmp_path / "store" / "checkpoints").exists()
+    assert plan_sweep([good, bad], tmp_path / "store", keep_checkpoints=True).todo == [good, bad]
+
 
 def test_onset_pairs_are_measured_and_drawn(tmp_path):
     """Fig. 4C: a random-onset run measured again at fixed onset pairs, stored and drawn."""
     from spikemod import plots
-    from spikemod.executors import run_one
+    from spikemod.run import run_one
     from spikemod.metrics import measure_onset_pairs
 
     config = TINY.replace(
@@ -339,3 +346,36 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path):
     assert len({tuple(row["specialization.retraining.F"]) for row in final}) > 1
     assert table_differences(final, expected, ignore=()) != []
     assert {r["config.model.variant"] for r in final} == {"rate", "spiking"}
+
+
+@pytest.mark.lava
+def test_kept_checkpoints_export_and_simulate(tmp_path):
+    """spikemod sweep --keep-checkpoints stores each run's trained network beside its result, and
+    spikemod export and simulate take it as they take the checkpoint of spikemod train."""
+    from spikemod.checkpoint import load_checkpoint
+    from spikemod.cli import main
+
+    config = RunConfig(
+        data=DataConfig(dataset="digits", n_train=200, n_test=100),
+        model=ModelConfig(variant="spiking", n_neurons=8),
+        train=TrainConfig(epochs=1),
+        metrics=MetricConfig(readout_epochs=1),
+    )
+    (tmp_path / "base.yaml").write_text(config.to_yaml())
+    store = ResultStore(tmp_path / "store")
+    argv = ["sweep", "--config", str(tmp_path / "base.yaml"), "--grid", "seed=0,1", "--store", str(store.root)]
+    # Two seeds of one shape train as one stack, so the stacked networks are kept too.
+    assert main(argv + ["--workers", "1", "--no-progress", "--keep-checkpoints"]) == 0
+    keys = {run_id(config.replace(seed=seed)) for seed in (0, 1)}
+    assert store.completed(with_checkpoints=True) == keys
+    for key in keys:
+        checkpoint = load_checkpoint(store.checkpoint_path(key))
+        run = store.read(key)
+        assert checkpoint.config == run["config"]
+        np.testing.assert_array_equal(checkpoint.history["test_accuracy"], run["history"]["test_accuracy"])
+
+    net = tmp_path / "net.h5"
+    assert main(["export", str(store.checkpoint_path(min(keys))), "--to", "lava", "--out", str(net)]) == 0
+    assert main(["simulate", str(net), "--n-test", "20", "--batch-size", "20"]) == 0
+    with h5py.File(tmp_path / "net.simulation.h5", "r") as f:
+        np.testing.assert_array_equal(f["lava_float/spike_counts"][()], f["torch/spike_counts"][()])

@@ -87,7 +87,7 @@ def test_build_model_is_seeded_and_leaves_the_global_rng_alone():
 
 
 def test_nan_loss_stops_with_an_error_naming_the_config(monkeypatch):
-    monkeypatch.setattr(training, "task_loss", lambda logits, targets: logits.sum() * float("nan"))
+    monkeypatch.setattr(training, "task_losses", lambda logits, targets: logits.sum() * torch.full((1,), float("nan")))
     with pytest.raises(TrainingDivergedError, match=r"variant=rate n=8 .*seed=3.*full config: \{"):
         train(_config(variant="rate"), progress=False)
 
@@ -95,9 +95,9 @@ def test_nan_loss_stops_with_an_error_naming_the_config(monkeypatch):
 def test_keeps_the_best_state_not_the_last(monkeypatch):
     snapshots, scores = [], iter([0.6, 0.3])
 
-    def fake_evaluate(model, dataset, config):
-        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
-        return {"loss": torch.tensor(1.0), "accuracy": torch.full((2,), next(scores))}
+    def fake_evaluate(stack, test_sets, inputs):
+        snapshots.append(stack.network_state(0))
+        return {"loss": torch.tensor([1.0]), "accuracy": torch.full((1, 2), next(scores))}
 
     monkeypatch.setattr(training, "evaluate", fake_evaluate)
     result = train(_config(variant="rate"), progress=False)
@@ -113,10 +113,11 @@ def test_early_stop_at_target_accuracy():
     assert len(result.history["test_accuracy"]) == 1
 
 
-def test_training_clears_snntorch_registry():
+def test_training_leaves_snntorch_registry_alone():
+    # the LIF step is a pure function: no snnTorch neuron object, so none in its global registry (snntorch#328)
     snntorch.Leaky(beta=0.5)  # a stray neuron from earlier work
     train(_config(variant="spiking").replace(train={"epochs": 1}), progress=False)
-    assert snntorch.SpikingNeuron.instances == []
+    assert len(snntorch.SpikingNeuron.instances) == 1
 
 
 def test_cli_train_writes_a_checkpoint(tmp_path, capsys):

@@ -18,7 +18,7 @@ from typing import Optional, Tuple
 import torch
 
 from ..config import RunConfig
-from ..training import network_input
+from ..task import network_input
 
 __all__ = ["FeatureSet", "FEATURE_KINDS", "module_features", "extract_features", "output_features"]
 
@@ -119,7 +119,7 @@ def extract_features(
 ) -> FeatureSet:
     """Run ``model`` over a :class:`spikemod.task.PairDataset` and collect its features.
 
-    The input is built as in training (:func:`spikemod.training.network_input`, in batches of
+    The input is built as in training (:func:`spikemod.task.network_input`, in batches of
     ``TrainConfig.batch_size`` unless given): temporal input, then the spike encoding; noise,
     onsets and input spikes are drawn from ``generator``. ``source`` is ``state``, ``bottleneck``
     or ``auto`` (default: ``MetricConfig.feature_source``). The variant is read off the output:

@@ -23,7 +23,7 @@ import torch
 from .. import __version__, seeding
 from ..config import MetricConfig, RunConfig
 from ..modularity import Modularity, network_modularity
-from ..results import read_tree, write_tree
+from ..h5tree import read_tree, write_tree
 from .ablation import ablation_metric
 from .correlation import correlation_metric
 from .features import FeatureSet, extract_features

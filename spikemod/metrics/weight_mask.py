@@ -17,10 +17,9 @@ readout's bias and the LIF parameters.
 M(m, k) = fraction of the kept entries that belong to module m; b = 0, the value of a module none
 of whose weights the sub-task keeps (no link). Equal shares (1/M each) give F = 0. One mask is
 trained per digit and per measured step (the loss is taken at that step). All of them train
-together, on the same batches: as copies of the network in one
-:class:`~spikemod.ensemble.ModularEnsemble` (one batched forward pass), or, for networks an
-ensemble cannot hold (Deep-R, a bandwidth cap, a late interconnect onset, learnable LIF
-parameters), one forward pass per mask. SGD is elementwise, so each mask trains as it would alone.
+together, on the same batches, as copies of the network in one
+:class:`~spikemod.stack.NetworkStack` (one batched forward pass, for every kind of network). SGD
+is elementwise, so each mask trains as it would alone.
 """
 
 from __future__ import annotations
@@ -35,8 +34,8 @@ from torch.func import functional_call
 
 from ..config import RunConfig
 from ..connectivity import intra_module_mask
-from ..ensemble import ModularEnsemble, unsupported_reason
-from ..training import network_input
+from ..stack import NetworkStack
+from ..task import network_input
 from .scores import MetricScores
 
 __all__ = ["parameter_owners", "weight_mask_metric", "MASK_MOMENTUM", "MASK_WEIGHT_DECAY"]
@@ -114,22 +113,12 @@ def _masks(scores: Dict[str, torch.Tensor], owners: Dict[str, torch.Tensor], fra
     return masks, owner.expand(n_masks, -1)[keep].view(n_masks, n_keep)
 
 
-def _masked_logits(model, ensemble, frozen, masks, images, config: RunConfig, generator) -> torch.Tensor:
-    """Logits [T, n_masks, B, H, C] of the network under each mask (its module parameters masked)."""
+def _masked_logits(stack: NetworkStack, frozen, masks, images, config: RunConfig, generator) -> torch.Tensor:
+    """Logits [T, n_masks, B, H, C] of the network under each mask (its module parameters masked):
+    the masks' networks are the copies of ``stack``, reading one input."""
     x, static = network_input(images, config, generator)
-    if ensemble is not None:  # the masks' networks as one ensemble reading one input
-        params = {f"stacked.{name.replace('.', '__')}": frozen[name] * mask for name, mask in masks.items()}
-        return functional_call(ensemble, params, (x[:, None],), {"static": static})[0]
-    n_masks = len(next(iter(masks.values())))
-    return torch.stack(
-        [
-            functional_call(
-                model, {**frozen, **{n: frozen[n] * mask[j] for n, mask in masks.items()}}, (x,), {"static": static}
-            ).logits
-            for j in range(n_masks)
-        ],
-        dim=1,
-    )
+    params = {f"stacked.{name.replace('.', '__')}": frozen[name] * mask for name, mask in masks.items()}
+    return functional_call(stack, params, (x[:, None],), {"static": static}).logits
 
 
 def _at_own_step(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -137,7 +126,7 @@ def _at_own_step(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return logits[rows, torch.arange(len(rows))]
 
 
-def _train_masks(model, ensemble, frozen, owners, train_data, config: RunConfig, generator, rows, digits):
+def _train_masks(model, stack, frozen, owners, train_data, config: RunConfig, generator, rows, digits):
     """Edge-popup scores [n_masks, ...] trained so that mask j's network outputs ``digits[j]`` at
     step row ``rows[j]`` (the cross-entropy of every head; the masks' losses are summed)."""
     cfg = config.metrics
@@ -148,7 +137,7 @@ def _train_masks(model, ensemble, frozen, owners, train_data, config: RunConfig,
     for _ in range(cfg.mask_epochs):
         for batch in train_data.batches(config.train.batch_size, shuffle=True, generator=generator):
             masks, _ = _masks(scores, owners, cfg.mask_fraction)
-            logits = _at_own_step(_masked_logits(model, ensemble, frozen, masks, batch.images, config, generator), rows)
+            logits = _at_own_step(_masked_logits(stack, frozen, masks, batch.images, config, generator), rows)
             n_masks, size, heads, classes = logits.shape
             target = batch.digits[:, digits].T[..., None].expand(n_masks, size, heads)  # every head
             loss = F.cross_entropy(logits.reshape(-1, classes), target.reshape(-1), reduction="none")
@@ -171,17 +160,16 @@ def weight_mask_metric(
     # one mask per (measured step, digit), step-major
     rows = torch.as_tensor(steps - 1).repeat_interleave(n_digits)
     digits = torch.arange(n_digits).repeat(len(steps))
-    batched = unsupported_reason(config) is None
-    ensemble = ModularEnsemble([model] * len(rows)).eval() if batched else None
+    stack = NetworkStack([model] * len(rows)).eval()
     was_training = model.training
     model.eval()
     try:
-        scores = _train_masks(model, ensemble, frozen, owners, train_data, config, generator, rows, digits)
+        scores = _train_masks(model, stack, frozen, owners, train_data, config, generator, rows, digits)
         with torch.no_grad():
             masks, kept_owner = _masks(scores, owners, config.metrics.mask_fraction)
             correct = torch.zeros(len(rows))
             for batch in test_data.batches(config.train.batch_size):
-                logits = _masked_logits(model, ensemble, frozen, masks, batch.images, config, generator)
+                logits = _masked_logits(stack, frozen, masks, batch.images, config, generator)
                 decided = _at_own_step(logits, rows).argmax(-1)  # [n_masks, B, H]
                 correct += (decided == batch.digits[:, digits].T[..., None]).float().mean(2).sum(1)
     finally:

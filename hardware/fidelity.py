@@ -26,7 +26,7 @@ import torch
 
 from spikemod import seeding
 from spikemod.config import MetricConfig
-from spikemod.metrics.features import FeatureSet, module_features
+from spikemod.metrics.features import FeatureSet, select_features
 from spikemod.task import network_input
 
 from .export import NetworkDescription
@@ -174,18 +174,13 @@ def spike_agreement(reference: np.ndarray, other: np.ndarray) -> SpikeAgreement:
 def spike_features(description: NetworkDescription, spikes: np.ndarray, digits: torch.Tensor) -> FeatureSet:
     """Metric features of spike trains [T, P, N], as :func:`spikemod.metrics.features.output_features`
     makes them from the torch model: the bottleneck units, or spike counts/traces per module."""
-    metrics = description.config.metrics
-    source = metrics.feature_source
-    bottleneck = None
-    if source in ("auto", "bottleneck") and description.bottleneck_weight is not None:
-        bottleneck = read_out(description, torch.from_numpy(spikes)).bottleneck
-    if source == "bottleneck" and bottleneck is None:
-        raise ValueError("MetricConfig.feature_source = 'bottleneck' but the network has no bottleneck")
-    if bottleneck is not None:
-        return FeatureSet(bottleneck, digits, kind="bottleneck")
-    kind = metrics.spike_feature
+    config = description.config
     states = torch.from_numpy(spikes).float()
-    return FeatureSet(module_features(states, description.n_modules, kind, metrics.trace_decay), digits, kind=kind)
+    bottleneck = None
+    if description.bottleneck_weight is not None and config.metrics.feature_source != "state":
+        bottleneck = read_out(description, states).bottleneck
+    features, kind = select_features(states, bottleneck, True, config, config.metrics.feature_source)
+    return FeatureSet(features, digits, kind=kind)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import json
 import os
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
@@ -75,6 +76,22 @@ class RunFailure:
         return f"run {self.run_id} failed: {self.error}{where}\n    config: {overrides or 'all defaults'}"
 
 
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write; when the block ends it is synced and renamed to
+    ``path`` (a crash leaves no half-written ``path``), and it is removed whatever happens."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.stem}.{_host()}.{os.getpid()}{_TEMP_SUFFIX}"
+    try:
+        yield temporary
+        with open(temporary, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_directory(path.parent)
+
 class ResultStore:
     """A directory of per-run HDF5 files (see the module docstring)."""
 
@@ -105,21 +122,13 @@ class ResultStore:
     def write(self, config: RunConfig, result: Dict[str, Any]) -> Path:
         """Store one finished run atomically and clear its failure record; returns the file."""
         key = run_id(config)
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        temporary = self.runs_dir / f".{key}.{_host()}.{os.getpid()}{_TEMP_SUFFIX}"
-        try:
+        with _atomic(self.path(key)) as temporary:
             # No HDF5 file locking: every file has one writer, and locks fail on some cluster file systems.
             with h5py.File(temporary, "w", locking=False) as f:
                 f.attrs["format"] = FORMAT
                 f.attrs["run_id"] = key
                 f.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
                 write_tree(f, result)
-            with open(temporary, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(temporary, self.path(key))
-        finally:
-            temporary.unlink(missing_ok=True)
-        _fsync_directory(self.runs_dir)
         self.failure_path(key).unlink(missing_ok=True)
         return self.path(key)
 
@@ -128,18 +137,10 @@ class ResultStore:
         writes it; returns the file."""
         from .checkpoint import save_checkpoint  # here, so that reading a store does not import torch
 
-        key = run_id(config)
-        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-        temporary = self.checkpoints_dir / f".{key}.{_host()}.{os.getpid()}{_TEMP_SUFFIX}"
-        try:
+        path = self.checkpoint_path(run_id(config))
+        with _atomic(path) as temporary:
             save_checkpoint(temporary, model, config, history)
-            with open(temporary, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(temporary, self.checkpoint_path(key))
-        finally:
-            temporary.unlink(missing_ok=True)
-        _fsync_directory(self.checkpoints_dir)
-        return self.checkpoint_path(key)
+        return path
 
     def read(self, key: str) -> Dict[str, Any]:
         """One run as a nested dict: ``run_id``, ``config`` (a RunConfig) and its result tree."""

@@ -20,7 +20,7 @@ import torch
 from ..config import RunConfig
 from ..task import network_input
 
-__all__ = ["FeatureSet", "FEATURE_KINDS", "module_features", "extract_features", "output_features"]
+__all__ = ["FeatureSet", "FEATURE_KINDS", "module_features", "extract_features", "output_features", "select_features"]
 
 #: How states [T, B, N] become features: tanh states as they are, or spike counts or traces.
 FEATURE_KINDS = ("rate", "count", "trace")
@@ -143,8 +143,16 @@ def extract_features(
 
 def output_features(output, config: RunConfig, source: str) -> Tuple[torch.Tensor, str]:
     """Features [T, B, M, F] of one :class:`NetworkOutput` and their kind (see :func:`extract_features`)."""
-    n_modules = config.model.n_modules
-    bottleneck = getattr(output, "bottleneck", None)
+    spiking = getattr(output, "membrane", None) is not None
+    return select_features(output.states, getattr(output, "bottleneck", None), spiking, config, source)
+
+
+def select_features(
+    states: torch.Tensor, bottleneck: Optional[torch.Tensor], spiking: bool, config: RunConfig, source: str
+) -> Tuple[torch.Tensor, str]:
+    """The metric features [T, B, M, F] and their kind, from states [T, B, N] (rate activations or
+    spikes) or the bottleneck [T, B, M, k]: ``source`` ``bottleneck``, ``state`` or ``auto`` (the
+    bottleneck where there is one); spikes become counts or traces (``MetricConfig.spike_feature``)."""
     if source == "auto":
         source = "bottleneck" if bottleneck is not None else "state"
     if source == "bottleneck":
@@ -154,6 +162,5 @@ def output_features(output, config: RunConfig, source: str) -> Tuple[torch.Tenso
                 "use 'state' or 'auto'"
             )
         return bottleneck.detach().float(), "bottleneck"
-    spiking = getattr(output, "membrane", None) is not None
     kind = config.metrics.spike_feature if spiking else "rate"
-    return module_features(output.states, n_modules, kind, config.metrics.trace_decay), kind
+    return module_features(states, config.model.n_modules, kind, config.metrics.trace_decay), kind

@@ -157,3 +157,30 @@ def test_noisy_input_skips_a_final_batch_too_small_for_the_noise():
     assert len(result.history["train_loss"]) == 1
     with pytest.raises(ValueError, match="structured noise averages 5"):
         train(config.replace(data={"n_test": 3}), progress=False)
+
+
+def test_accuracy_metrics_and_resource_counts_see_the_same_test_inputs():
+    """One input draw per run and split: the evaluation, the metrics' features and the resource
+    counts all draw the test split's noise from its ``inputs/test`` stream (spikemod.seeding)."""
+    from spikemod import seeding
+    from spikemod.metrics.features import extract_features
+    from spikemod.resources import measure_resources
+    from spikemod.task import PairDataset
+
+    config = _config(variant="spiking", p=1.0, n_neurons=16).replace(
+        task={"noise_ratio": 0.8, "n_steps": 5}, train={"epochs": 1}
+    )
+    result = train(config, progress=False)
+    test_set = PairDataset(config.data, config.task, train=False, seed=config.seed)
+    spikes_per_step = result.history["test_cross_spikes"][0]  # from training's evaluation
+    # a spike that flips between the stack's and the single network's summation order moves a mean
+    # per sample and step by 1/(128·5): allow two
+    tolerance = 2 / (len(test_set) * config.n_steps)
+    counted = measure_resources(result.model, test_set, config).crossing.mean(axis=0) / config.n_steps
+    assert counted.sum() > 0
+    assert abs(counted - torch.tensor(spikes_per_step).numpy()).max() <= tolerance
+    features = extract_features(result.model, test_set, config, seeding.generator(config.seed, "inputs/test"))
+    assert features.kind == "count"
+    # not vacuous: another draw of the noise moves the same counts by more
+    other = measure_resources(result.model, test_set, config, generator=seeding.generator(config.seed + 1, "inputs/test"))
+    assert abs(other.crossing.mean(axis=0) / config.n_steps - counted).max() > tolerance

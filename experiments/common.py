@@ -20,6 +20,7 @@ from spikemod.config import LOSSES, ConfigError, DataConfig, MetricConfig, Model
 from spikemod.data import DataUnavailableError, load_image_sets
 from spikemod.executors import run_local
 from spikemod.identity import config_overrides
+from spikemod.training import check_device
 from spikemod.results import ResultStore
 
 #: Where the committed results and figures live.
@@ -69,6 +70,9 @@ def make_parser(description: str, name: str, quick_seeds: int = 2) -> argparse.A
         action="store_true",
         help="also store each run's trained network (STORE/checkpoints/RUN_ID.h5, for spikemod export); "
         "runs stored without one run again",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="where the networks train and run: cpu (default) or cuda"
     )
     parser.add_argument(
         "--figures-only", action="store_true", help="draw the figures from the store, run nothing"
@@ -154,7 +158,10 @@ def run_experiment(
         for data in {c.data for c in configs}:  # fail here, once, rather than in every run
             load_image_sets(data, train=True)
         start = time.perf_counter()
-        report = run_local(configs, store, workers=args.workers, keep_checkpoints=args.keep_checkpoints)
+        check_device(args.device)
+        report = run_local(
+            configs, store, workers=args.workers, keep_checkpoints=args.keep_checkpoints, device=args.device
+        )
         print(f"sweep finished in {time.perf_counter() - start:.0f} s", flush=True)
         if not report.ok:
             print(report.describe(), file=sys.stderr)

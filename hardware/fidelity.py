@@ -218,7 +218,7 @@ class FidelityReport:
         return "\n".join(lines)
 
     def to_tree(self) -> Dict[str, object]:
-        """Nested dict for :func:`spikemod.results.write_tree`."""
+        """Nested dict for :func:`spikemod.h5tree.write_tree`."""
         tree: Dict[str, object] = {}
         for backend, sim in self.simulations.items():
             node: Dict[str, object] = {

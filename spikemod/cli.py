@@ -149,8 +149,18 @@ def train_command(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, metavar="FILE", help="checkpoint to write (.h5)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--threads", type=int, metavar="K", help="torch CPU threads")
+    _add_device_option(parser)
     add_run_options(parser)
     parser.set_defaults(handler=_train)
+
+
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where the networks train and run: cpu (default) or cuda; random draws stay on the CPU, "
+        "so the numbers agree with the CPU's to float rounding (spiking: within the seed spread)",
+    )
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -159,7 +169,7 @@ def _train(args: argparse.Namespace) -> int:
 
     config = run_config_from_args(args)
     _set_threads(args.threads)
-    result = train(config, progress=not args.quiet)
+    result = train(config, progress=not args.quiet, device=args.device)
     path = save_checkpoint(args.out, result.model, config, result.history)
     print(_train_summary(config, result.history, path))
     return 0
@@ -219,6 +229,7 @@ def measure_command(subparsers: Any) -> None:
     parser.add_argument("--n-train", type=int, help="readout/mask training pairs (default: all)")
     parser.add_argument("--n-test", type=int, help="evaluation pairs (default: all)")
     parser.add_argument("--threads", type=int, metavar="K", help="torch CPU threads")
+    _add_device_option(parser)
     parser.set_defaults(handler=_measure)
 
 
@@ -255,7 +266,7 @@ def _measure(args: argparse.Namespace) -> int:
             )
         )
     overrides = {name: value for name, value in (("metrics", metrics), ("data", data)) if value}
-    result, path = measure_checkpoint(args.checkpoint, args.out, args.seed, **overrides)
+    result, path = measure_checkpoint(args.checkpoint, args.out, args.seed, device=args.device, **overrides)
     print(result.table())
     # Resource accounting (spikemod.resources): spikes, interconnect traffic, synaptic ops, energy.
     from .resources import format_resources, measure_checkpoint_resources
@@ -304,6 +315,7 @@ def sweep_command(subparsers: Any) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_device_option(parser)
     slurm = parser.add_argument_group("slurm executor (submitit)")
     slurm.add_argument("--partition", help="SLURM partition (default: the cluster's default)")
     slurm.add_argument("--time", type=int, default=60, metavar="MIN", help="time limit per job in minutes")
@@ -311,6 +323,7 @@ def sweep_command(subparsers: Any) -> None:
         "--cpus", type=int, default=1, help="CPUs per job; a job runs its chunk on that many workers"
     )
     slurm.add_argument("--mem", type=float, default=4.0, metavar="GB", help="memory per job in GB")
+    slurm.add_argument("--gpus", type=int, default=0, metavar="G", help="GPUs per job (with --device cuda)")
     slurm.add_argument("--array-parallelism", type=int, default=64, help="most array jobs running at once")
     slurm.add_argument(
         "--submitit-cluster",
@@ -352,7 +365,10 @@ def _sweep(args: argparse.Namespace) -> int:
     from .executors import LOCAL_CHUNK_SIZE, plan_sweep, run_local
     from .slurm import SLURM_CHUNK_SIZE, SlurmOptions, run_slurm
 
+    from .training import check_device
+
     configs = _sweep_spec(args).configs()
+    check_device(args.device)  # before any worker starts
     keep = args.keep_checkpoints
     if args.dry_run:
         print(plan_sweep(configs, args.store, keep).describe())
@@ -366,6 +382,7 @@ def _sweep(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size or LOCAL_CHUNK_SIZE,
             progress=progress,
             keep_checkpoints=keep,
+            device=args.device,
         )
     else:
         slurm = SlurmOptions(
@@ -377,6 +394,7 @@ def _sweep(args: argparse.Namespace) -> int:
             cluster=args.submitit_cluster,
             wait=not args.no_wait,
             extra=tuple(_slurm_option(text) for text in args.slurm_option),
+            gpus=args.gpus,
         )
         report = run_slurm(
             configs,
@@ -385,6 +403,7 @@ def _sweep(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size or SLURM_CHUNK_SIZE,
             progress=progress,
             keep_checkpoints=keep,
+            device=args.device,
         )
     print(report.describe())
     return 0 if report.ok else 1

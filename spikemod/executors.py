@@ -170,7 +170,7 @@ def _init_worker() -> None:
 
 
 def _execute(
-    configs: Sequence[RunConfig], store_root: str, log_path: Optional[str], keep_checkpoints: bool
+    configs: Sequence[RunConfig], store_root: str, log_path: Optional[str], keep_checkpoints: bool, device: str
 ) -> List[str]:
     """Run the configs not yet stored; store results (and checkpoints) as they end and record
     failures. Returns the failed run ids.
@@ -192,7 +192,7 @@ def _execute(
 
     def attempt(chunk: Sequence[RunConfig]) -> bool:
         try:
-            run_chunk(chunk, on_result=save, on_trained=keep if keep_checkpoints else None)
+            run_chunk(chunk, on_result=save, on_trained=keep if keep_checkpoints else None, device=device)
             return True
         except Exception as err:  # recorded with its traceback, reported by the sweep
             if len(chunk) == 1:
@@ -215,9 +215,11 @@ def run_local(
     progress: bool = True,
     log_path: Optional[str] = None,
     keep_checkpoints: bool = False,
+    device: str = "cpu",
 ) -> SweepReport:
     """Run the missing runs of ``configs`` on ``workers`` local processes (1: in this process),
-    then rewrite the store's index.
+    then rewrite the store's index. ``device``: where the networks train and run (``cpu`` or
+    ``cuda``; the workers share a GPU).
 
     ``log_path`` is recorded with failures (a SLURM job passes its log file). ``keep_checkpoints``:
     store each run's trained network too (see the module docstring).
@@ -254,7 +256,7 @@ def run_local(
         if workers == 1 or len(chunks) <= 1:
             with _one_thread():
                 for chunk in chunks:
-                    failed_ids = _execute(chunk, str(store.root), log_path, keep_checkpoints)
+                    failed_ids = _execute(chunk, str(store.root), log_path, keep_checkpoints, device)
                     advance([run_id(c) for c in chunk], failed_ids)
         else:
             context = get_context("spawn")  # fork after torch has run threads can deadlock
@@ -262,7 +264,7 @@ def run_local(
                 min(workers, len(chunks)), mp_context=context, initializer=_init_worker
             ) as pool:
                 futures = {
-                    pool.submit(_execute, chunk, str(store.root), log_path, keep_checkpoints): chunk
+                    pool.submit(_execute, chunk, str(store.root), log_path, keep_checkpoints, device): chunk
                     for chunk in chunks
                 }
                 pending = set(futures)

@@ -51,6 +51,7 @@ so they stay exactly zero under any optimiser.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -99,6 +100,10 @@ class NetworkOutput:
     def predictions(self) -> torch.Tensor:
         """The decision [B, H]: the class with the largest logit at the last step."""
         return self.logits[-1].argmax(dim=-1)
+
+    def to(self, device: "torch.device | str") -> "NetworkOutput":
+        """The same output with every tensor on ``device``."""
+        return NetworkOutput(*(None if t is None else t.to(device) for t in dataclasses.astuple(self)))
 
 
 def spike_gradient(name: str, slope: Optional[float] = None):
@@ -236,9 +241,14 @@ class ModularNetwork(nn.Module):
             return self.w_in.repeat(1, self.n_slots)
         return self.w_in * self.input_mask
 
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters are."""
+        return self.b.device
+
     def slot_of_module(self) -> torch.Tensor:
         """The digit slot each module reads with separate input [M]: module m reads slot m mod S."""
-        return torch.arange(self.n_modules) % self.n_slots
+        return torch.arange(self.n_modules, device=self.device) % self.n_slots
 
     def input_blocks(self) -> torch.Tensor:
         """The input weights in the layout of :func:`spikemod.dynamics.input_current` (K = 1)."""
@@ -298,9 +308,9 @@ class ModularNetwork(nn.Module):
                 threshold=lif.threshold.expand(self.n_total)[None],
                 spike_fn=self.spike_fn,
                 eligible=None if cfg.bandwidth_cap is None else self.eligible_sources()[None],
-                cap=None if cfg.bandwidth_cap is None else torch.tensor([cfg.bandwidth_cap]),
+                cap=None if cfg.bandwidth_cap is None else torch.tensor([cfg.bandwidth_cap], device=self.device),
             )
-        onset = None if cfg.interconnect_onset == 1 else torch.tensor([cfg.interconnect_onset])
+        onset = None if cfg.interconnect_onset == 1 else torch.tensor([cfg.interconnect_onset], device=self.device)
         return dynamics.Population(
             self.recurrent_weight()[None], self.b[None], self.n_modules, onset=onset, **spiking
         )

@@ -505,11 +505,11 @@ def count_resources(
     if model.config.variant == "rate" and encoding != "direct":
         raise ValueError(f"the rate variant takes current input: use encoding='direct', not {encoding!r}")
     with torch.no_grad():
-        adjacency = model.recurrent_mask()
-        input_adjacency = model.input_weight() != 0
+        adjacency = model.recurrent_mask().cpu()
+        input_adjacency = (model.input_weight() != 0).cpu()
         if encoding == "direct" and model.config.input_scheme == "fused":
             # The host superimposes the slots and multiplies once by W [N, D].
-            input_adjacency = model.w_in != 0
+            input_adjacency = (model.w_in != 0).cpu()
     n_steps, batch = x.shape[:2]
     if model.config.variant == "rate":
         return count_dense_activity(
@@ -563,7 +563,7 @@ def measure_resources(
         with torch.no_grad():
             for batch in dataset.batches(batch_size):
                 x, static = network_input(batch.images, config, generator)
-                output = model(x, static=static)
+                output = model(x.to(model.device), static=static).to("cpu")
                 counts = count_resources(
                     model, output, x, encoding=encoding, static=static, energy_model=energy_model
                 )

@@ -30,7 +30,10 @@ OnTrained = Callable[[RunConfig, TrainResult], None]
 
 
 def run_one(
-    config: RunConfig, trained: Optional[TrainResult] = None, on_trained: Optional[OnTrained] = None
+    config: RunConfig,
+    trained: Optional[TrainResult] = None,
+    on_trained: Optional[OnTrained] = None,
+    device: str = "cpu",
 ) -> Dict[str, Any]:
     """Train one network and measure it; the result tree stored for the run.
 
@@ -47,12 +50,13 @@ def run_one(
     ``trained``: the run's network already trained (by :func:`run_chunk`'s stack); it is then
     only measured, and ``wall_time_s`` covers the measurement only. ``on_trained(config, trained)``
     is called once the network is trained, before it is measured (e.g. to store its checkpoint).
+    ``device``: where the network trains and runs for its measurement (``cpu`` or ``cuda``).
     """
     start = time.perf_counter()
-    trained = train(config, progress=False) if trained is None else trained
+    trained = train(config, progress=False, device=device) if trained is None else trained
     if on_trained is not None:
         on_trained(config, trained)
-    model = trained.model
+    model = trained.model.to(device)
     train_set = PairDataset(config.data, config.task, train=True, seed=config.seed)
     test_set = PairDataset(config.data, config.task, train=False, seed=config.seed)
     specialization = measure(model, train_set, test_set, config)
@@ -75,6 +79,7 @@ def run_one(
         }
         for pair, r in measure_onset_pairs(model, train_set, test_set, config).items()
     }
+    model.cpu()  # measured: free the device
     return {
         "accuracy": accuracy,
         "accuracy_mean": float(accuracy.mean()),
@@ -118,17 +123,18 @@ def run_chunk(
     configs: Sequence[RunConfig],
     on_result: Optional[Callable[[RunConfig, Dict[str, Any]], None]] = None,
     on_trained: Optional[OnTrained] = None,
+    device: str = "cpu",
 ) -> List[Dict[str, Any]]:
     """Run configs of one chunk (see :func:`make_chunks`); ``on_result(config, result)`` is called
     as each run ends. Runs of one :func:`~spikemod.training.batch_key` train together; each trained
-    network then goes through :func:`run_one`'s measurement (and ``on_trained``)."""
+    network then goes through :func:`run_one`'s measurement (and ``on_trained``), all on ``device``."""
     groups: Dict[str, List[RunConfig]] = {}
     for config in configs:
         groups.setdefault(batch_key(config), []).append(config)
     results = []
     for group in groups.values():
-        for config, network in zip(group, train(group, progress=False)):
-            result = run_one(config, network, on_trained)
+        for config, network in zip(group, train(group, progress=False, device=device)):
+            result = run_one(config, network, on_trained, device)
             if on_result is not None:
                 on_result(config, result)
             results.append(result)

@@ -43,7 +43,7 @@ class SlurmOptions:
     local processes; for testing). ``cpus``: CPUs per job; a job runs its chunk on that many
     workers. ``wait``: follow the jobs to the end (progress, report); else return once submitted.
     ``extra``: further sbatch options as (name, value) pairs, e.g. ``(("account", "lab"),
-    ("qos", "short"))``.
+    ("qos", "short"))``. ``gpus``: GPUs per job (for ``--device cuda``).
     """
 
     partition: Optional[str] = None
@@ -56,6 +56,7 @@ class SlurmOptions:
     poll_s: float = 2.0
     job_name: str = "spikemod-sweep"
     extra: Tuple[Tuple[str, str], ...] = ()
+    gpus: int = 0
 
     def __post_init__(self) -> None:
         if self.cluster not in ("slurm", "local"):
@@ -64,12 +65,18 @@ class SlurmOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"SlurmOptions.{name} = {value!r} is invalid: use a positive integer")
+        if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 0:
+            raise ConfigError(f"SlurmOptions.gpus = {self.gpus!r} is invalid: use an integer >= 0")
         if not self.mem_gb > 0:
             raise ConfigError(f"SlurmOptions.mem_gb = {self.mem_gb!r} is invalid: use a positive number")
 
 
 def run_job(
-    configs: Sequence[RunConfig], store_root: str, workers: int = 1, keep_checkpoints: bool = False
+    configs: Sequence[RunConfig],
+    store_root: str,
+    workers: int = 1,
+    keep_checkpoints: bool = False,
+    device: str = "cpu",
 ) -> List[str]:
     """Entry point of one SLURM job: run its chunk into the store on ``workers`` processes (the
     job's CPUs), with checkpoints when ``keep_checkpoints``; fail when any run failed. Failures
@@ -87,6 +94,7 @@ def run_job(
         progress=False,
         log_path=log_path,
         keep_checkpoints=keep_checkpoints,
+        device=device,
     )
     if not report.ok:
         ids = [f.run_id for f in report.failures] + [run_id(c) for c in report.missing]
@@ -150,6 +158,7 @@ def run_slurm(
     chunk_size: int = SLURM_CHUNK_SIZE,
     progress: bool = True,
     keep_checkpoints: bool = False,
+    device: str = "cpu",
 ) -> SweepReport:
     """Submit the missing runs of ``configs`` as a SLURM job array (one job per chunk) via submitit.
 
@@ -157,6 +166,7 @@ def run_slurm(
     submitted again. With ``options.wait`` the call follows the jobs (progress bar from the store)
     and reports every run that did not finish with its config, error and log path.
     ``keep_checkpoints``: the jobs store each run's trained network too (see :mod:`spikemod.executors`).
+    ``device``: where the jobs train and run the networks (``cuda`` asks for ``options.gpus`` GPUs per job).
     """
     try:
         import submitit
@@ -185,10 +195,11 @@ def run_slurm(
             slurm_partition=options.partition,
             slurm_array_parallelism=options.array_parallelism,
             slurm_additional_parameters=dict(options.extra) or None,
+            **({"gpus_per_node": options.gpus} if options.gpus else {}),
         )
         n = len(chunks)
         submitted = executor.map_array(
-            run_job, chunks, [str(store.root)] * n, [options.cpus] * n, [keep_checkpoints] * n
+            run_job, chunks, [str(store.root)] * n, [options.cpus] * n, [keep_checkpoints] * n, [device] * n
         )
         _submissions_dir(store).mkdir(parents=True, exist_ok=True)
         for job, chunk in zip(submitted, chunks):

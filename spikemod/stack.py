@@ -95,6 +95,7 @@ class NetworkStack(nn.Module):
         # no cap is a cap of n: no direction has more than n eligible spikes
         cap = None if set(caps) == {None} else torch.tensor([first.n_neurons if c is None else c for c in caps])
         self.register_buffer("cap", cap, persistent=False)
+        self.to(first.device)  # the networks' device (the index buffers above start on the CPU)
 
     def param(self, name: str) -> torch.Tensor:
         return self.stacked[name.replace(".", "__")]
@@ -108,16 +109,16 @@ class NetworkStack(nn.Module):
         return self.param(DEEP_R_PARAMETER) if DEEP_R_PARAMETER in self.names else None
 
     def network_state(self, k: int) -> Dict[str, torch.Tensor]:
-        """Copies of network ``k``'s parameters, by the network's parameter names."""
-        state = {name: self.param(name)[k].detach().clone() for name in self.names if name != "w_in"}
+        """Copies of network ``k``'s parameters on the CPU, by the network's parameter names."""
+        state = {name: self.param(name)[k].detach().to("cpu", copy=True) for name in self.names if name != "w_in"}
         if self.separate_input:
             w_in = torch.zeros(self.n_modules, self.n_neurons, self.n_slots, self.n_inputs)
-            own = self.param("w_in").detach()  # [M, K, n, D]
+            own = self.param("w_in").detach().cpu()  # [M, K, n, D]
             for m, slot in enumerate(self.slot_of_module.tolist()):
                 w_in[m, :, slot] = own[m, k]
             state["w_in"] = w_in.view(self.n_total, self.n_slots * self.n_inputs)
         else:
-            state["w_in"] = self.param("w_in")[k].detach().clone()
+            state["w_in"] = self.param("w_in")[k].detach().to("cpu", copy=True)
         return state
 
     # ----- effective parameters -----

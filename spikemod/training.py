@@ -47,6 +47,7 @@ __all__ = [
     "TrainingDivergedError",
     "batch_key",
     "build_model",
+    "check_device",
     "make_optimizer",
     "loss_logits",
     "task_loss",
@@ -188,12 +189,15 @@ def _batches(
         yield images, targets[nets, picked]
 
 
-def _stacked_input(images: torch.Tensor, configs: Sequence[RunConfig], generators: Sequence[torch.Generator]):
-    """Each input's :func:`~spikemod.task.network_input`: images [G, B, S, D] -> [T, G, B, S, D]."""
+def _stacked_input(
+    images: torch.Tensor, configs: Sequence[RunConfig], generators: Sequence[torch.Generator], device: torch.device
+):
+    """Each input's :func:`~spikemod.task.network_input` (drawn on the CPU, from CPU generators, so
+    every device sees the same numbers), on ``device``: images [G, B, S, D] -> [T, G, B, S, D]."""
     inputs = [network_input(x, c, g) for x, c, g in zip(images, configs, generators)]
     if all(static for _, static in inputs):  # the same image at every step, an expanded view: projected once
-        return images.expand(configs[0].n_steps, *images.shape), True
-    return torch.stack([x for x, _ in inputs], dim=1), False
+        return images.to(device).expand(configs[0].n_steps, *images.shape), True
+    return torch.stack([x for x, _ in inputs], dim=1).to(device), False
 
 
 def _input_groups(configs: Sequence[RunConfig]) -> Tuple[List[int], int]:
@@ -217,6 +221,7 @@ def evaluate(stack: NetworkStack, test_sets: Sequence[PairDataset], inputs: Sequ
     sees the inputs its metrics and resource counts see."""
     was_training = stack.training
     stack.eval()
+    device = stack.slot_of_module.device
     generators = [seeding.generator(c.seed, seeding.inputs_purpose(False)) for c in inputs]
     per_input = stack.n_networks // len(inputs)
     loss_sum, correct, cross, count = 0.0, 0.0, 0.0, 0
@@ -224,8 +229,8 @@ def evaluate(stack: NetworkStack, test_sets: Sequence[PairDataset], inputs: Sequ
         size = targets.shape[1]
         if not noise_fits(size, inputs[0]):
             continue
-        x, static = _stacked_input(images, inputs, generators)
-        targets = targets.repeat_interleave(per_input, dim=0)
+        x, static = _stacked_input(images, inputs, generators, device)
+        targets = targets.repeat_interleave(per_input, dim=0).to(device)
         out = stack(x, static, last_only=True)
         losses = task_losses(loss_logits(out.logits, out.module_logits, inputs[0].train.loss), targets)
         loss_sum = loss_sum + losses.double() * size
@@ -268,20 +273,37 @@ def _make_deep_r(stack: NetworkStack, configs: Sequence[RunConfig]) -> Optional[
 
 
 @overload
-def train(config: RunConfig, progress: bool = ...) -> TrainResult: ...
+def train(config: RunConfig, progress: bool = ..., device: str = ...) -> TrainResult: ...
 @overload
-def train(config: Sequence[RunConfig], progress: bool = ...) -> List[TrainResult]: ...
+def train(config: Sequence[RunConfig], progress: bool = ..., device: str = ...) -> List[TrainResult]: ...
 
 
-def train(config: Union[RunConfig, Sequence[RunConfig]], progress: bool = True):
+def train(config: Union[RunConfig, Sequence[RunConfig]], progress: bool = True, device: str = "cpu"):
     """Train the network of ``config``, or the networks of a list of configs together (one result
-    per config, in the given order): the best state, its history and test accuracy."""
+    per config, in the given order): the best state, its history and test accuracy.
+
+    ``device``: where the networks train (``cpu`` or ``cuda``); the random draws stay on the CPU
+    and the returned models are on the CPU.
+    """
     if isinstance(config, RunConfig):
-        return _train([config], progress)[0]
-    return _train(list(config), progress)
+        return _train([config], progress, check_device(device))[0]
+    return _train(list(config), progress, check_device(device))
 
 
-def _train(configs: List[RunConfig], progress: bool) -> List[TrainResult]:
+def check_device(device: str) -> torch.device:
+    """The torch device named ``device`` (``cpu``, ``cuda``, ``cuda:1``), or a ConfigError with the fix."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r} is not supported: use 'cpu' or 'cuda'")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for, but torch sees no CUDA GPU here; use --device cpu")
+    return parsed
+
+
+def _train(configs: List[RunConfig], progress: bool, device: torch.device) -> List[TrainResult]:
     _check(configs)
     order, n_inputs = _input_groups(configs)
     given = configs
@@ -298,7 +320,7 @@ def _train(configs: List[RunConfig], progress: bool) -> List[TrainResult]:
             )
     n_pixels = train_sets[0].image_sets[0].images.shape[1]
     models = [build_model(c, n_inputs=n_pixels, n_classes=train_sets[0].n_classes) for c in configs]
-    stack = NetworkStack(models)
+    stack = NetworkStack(models).to(device)
     optimizer = make_optimizer(stack.module_parameters(), first.train)
     deep_r = _make_deep_r(stack, configs)
     shuffles = [seeding.generator(c.seed, "shuffle") for c in inputs]
@@ -315,15 +337,15 @@ def _train(configs: List[RunConfig], progress: bool) -> List[TrainResult]:
     n_batches = -(-len(train_sets[0]) // batch_size)
     for epoch in range(first.train.epochs):
         stack.train()
-        loss_sum, correct, seen = torch.zeros(k, dtype=torch.float64), 0.0, 0
+        loss_sum, correct, seen = torch.zeros(k, dtype=torch.float64, device=device), 0.0, 0
         start = time.perf_counter()
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{first.train.epochs}", disable=not progress, leave=False)
         for index, (images, targets) in enumerate(_batches(train_sets, batch_size, shuffles)):
             size = targets.shape[1]
             if not noise_fits(size, first):
                 continue
-            x, static = _stacked_input(images, inputs, noises)
-            targets = targets.repeat_interleave(per_input, dim=0)
+            x, static = _stacked_input(images, inputs, noises, device)
+            targets = targets.repeat_interleave(per_input, dim=0).to(device)
             out = stack(x, static, last_only=True)
             losses = task_losses(loss_logits(out.logits, out.module_logits, first.train.loss), targets)
             finite = torch.isfinite(losses)

@@ -184,3 +184,28 @@ def test_accuracy_metrics_and_resource_counts_see_the_same_test_inputs():
     # not vacuous: another draw of the noise moves the same counts by more
     other = measure_resources(result.model, test_set, config, generator=seeding.generator(config.seed + 1, "inputs/test"))
     assert abs(other.crossing.mean(axis=0) / config.n_steps - counted).max() > tolerance
+
+
+def test_devices_are_checked_with_errors_that_name_the_fix(tmp_path, capsys):
+    from spikemod.training import check_device
+
+    assert check_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="unknown device 'gpu0': use 'cpu' or 'cuda'"):
+        check_device("gpu0")
+    with pytest.raises(ConfigError, match="device 'meta' is not supported"):
+        check_device("meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="torch sees no CUDA GPU here; use --device cpu"):
+            train(_config(variant="rate"), progress=False, device="cuda")
+        argv = ["train", "--dataset", "digits", "--n-train", "256", "--n-test", "128", "--epochs", "1"]
+        assert main(argv + ["--device", "cuda", "--out", str(tmp_path / "x.h5")]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
+        assert main(["sweep", "--store", str(tmp_path / "s"), "--grid", "seed=0", "--device", "cuda"]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_training_on_an_explicit_cpu_device_gives_the_default_numbers():
+    config = _config(variant="spiking").replace(train={"epochs": 1})
+    default, explicit = train(config, progress=False), train(config, progress=False, device="cpu")
+    assert default.history["test_loss"] == explicit.history["test_loss"]
+    assert all(torch.equal(a, b) for a, b in zip(default.model.parameters(), explicit.model.parameters()))

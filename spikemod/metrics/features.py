@@ -121,7 +121,8 @@ def extract_features(
 
     The input is built as in training (:func:`spikemod.task.network_input`, in batches of
     ``TrainConfig.batch_size`` unless given): temporal input, then the spike encoding; noise,
-    onsets and input spikes are drawn from ``generator``. ``source`` is ``state``, ``bottleneck``
+    onsets and input spikes are drawn from ``generator`` on the CPU. The network runs where its
+    parameters are; the features come back to the CPU. ``source`` is ``state``, ``bottleneck``
     or ``auto`` (default: ``MetricConfig.feature_source``). The variant is read off the output:
     a network with a membrane potential is spiking, and its spikes become counts or traces.
     """
@@ -130,10 +131,11 @@ def extract_features(
     was_training = model.training
     model.eval()
     features, digits, kind = [], [], "unspecified"
+    device = next(model.parameters()).device
     try:
         for batch in dataset.batches(batch_size, shuffle=False):
             x, static = network_input(batch.images, config, generator)
-            batch_features, kind = output_features(model(x, static=static), config, source)
+            batch_features, kind = output_features(model(x.to(device), static=static).to("cpu"), config, source)
             features.append(batch_features)
             digits.append(batch.digits)
     finally:

@@ -101,7 +101,7 @@ class SpecializationResult:
         return "\n".join(lines)
 
     def to_tree(self) -> Dict[str, Any]:
-        """Nested dict for :func:`spikemod.results.write_tree`: per metric ``F`` (last step),
+        """Nested dict for :func:`spikemod.h5tree.write_tree`: per metric ``F`` (last step),
         ``F_per_step`` [T], ``module_scores`` [T, M], ``raw``, ``base``, ``normalised`` [T, M, K],
         ``extreme_sparsity`` [T, 2] and ``details``; plus steps, metric names (in order), seed,
         features, config and Q."""
@@ -250,9 +250,11 @@ def measure_checkpoint(
     checkpoint: "str | Path",
     out: "str | Path | None" = None,
     seed: Optional[int] = None,
+    device: str = "cpu",
     **overrides: Any,
 ) -> tuple[SpecializationResult, Path]:
-    """Measure a checkpoint with its own config and store the result (``spikemod measure``).
+    """Measure a checkpoint with its own config and store the result (``spikemod measure``); the
+    network runs on ``device`` (``cpu`` or ``cuda``).
 
     ``overrides`` replace fields of the checkpoint's config: ``metrics={...}`` and ``data={...}``
     (e.g. ``data={"n_test": 2000, "data_root": "..."}``). The result goes into the group
@@ -261,12 +263,13 @@ def measure_checkpoint(
     """
     from ..checkpoint import load_checkpoint
     from ..task import PairDataset
+    from ..training import check_device
 
     loaded = load_checkpoint(checkpoint)
     config = loaded.config.replace(**overrides) if overrides else loaded.config
     train_set = PairDataset(config.data, config.task, train=True, seed=config.seed)
     test_set = PairDataset(config.data, config.task, train=False, seed=config.seed)
-    result = measure(loaded.model, train_set, test_set, config, seed=seed)
+    result = measure(loaded.model.to(check_device(device)), train_set, test_set, config, seed=seed)
     path = Path(out) if out is not None else Path(checkpoint)
     result.save(path)
     return result, path

@@ -80,7 +80,7 @@ def parameter_owners(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
 def _initial_scores(
     owners: Dict[str, torch.Tensor], model: torch.nn.Module, n_masks: int, generator: torch.Generator
 ) -> Dict[str, torch.Tensor]:
-    """Scores [n_masks, *shape] of every masked parameter."""
+    """Scores [n_masks, *shape] of every masked parameter (drawn on the CPU, kept on the model's device)."""
     params = dict(model.named_parameters())
     scores = {}
     for name in owners:
@@ -91,7 +91,7 @@ def _initial_scores(
             fan_in = model.n_neurons if name == "w_rec" else shape[-1]
             bound = 1.0 / math.sqrt(fan_in)
             scores[name] = (torch.rand(shape, generator=generator) * 2 - 1) * bound
-        scores[name].requires_grad_(True)
+        scores[name] = scores[name].to(params[name].device).requires_grad_(True)
     return scores
 
 
@@ -118,7 +118,7 @@ def _masked_logits(stack: NetworkStack, frozen, masks, images, config: RunConfig
     the masks' networks are the copies of ``stack``, reading one input."""
     x, static = network_input(images, config, generator)
     params = {f"stacked.{name.replace('.', '__')}": frozen[name] * mask for name, mask in masks.items()}
-    return functional_call(stack, params, (x[:, None],), {"static": static}).logits
+    return functional_call(stack, params, (x[:, None].to(stack.slot_of_module.device),), {"static": static}).logits
 
 
 def _at_own_step(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -139,7 +139,7 @@ def _train_masks(model, stack, frozen, owners, train_data, config: RunConfig, ge
             masks, _ = _masks(scores, owners, cfg.mask_fraction)
             logits = _at_own_step(_masked_logits(stack, frozen, masks, batch.images, config, generator), rows)
             n_masks, size, heads, classes = logits.shape
-            target = batch.digits[:, digits].T[..., None].expand(n_masks, size, heads)  # every head
+            target = batch.digits[:, digits].T[..., None].expand(n_masks, size, heads).to(logits.device)  # every head
             loss = F.cross_entropy(logits.reshape(-1, classes), target.reshape(-1), reduction="none")
             optimizer.zero_grad(set_to_none=True)
             loss.view(n_masks, -1).mean(dim=1).sum().backward()
@@ -154,7 +154,7 @@ def weight_mask_metric(
 
     ``details``: ``mask_accuracy`` [T, K] (held-out accuracy of the masked network, mean over heads).
     """
-    owners = parameter_owners(model)
+    owners = {name: owner.to(model.device) for name, owner in parameter_owners(model).items()}
     frozen = {name: p.detach() for name, p in model.named_parameters()}
     n_digits = train_data.digits.shape[1]
     # one mask per (measured step, digit), step-major
@@ -170,8 +170,9 @@ def weight_mask_metric(
             correct = torch.zeros(len(rows))
             for batch in test_data.batches(config.train.batch_size):
                 logits = _masked_logits(stack, frozen, masks, batch.images, config, generator)
-                decided = _at_own_step(logits, rows).argmax(-1)  # [n_masks, B, H]
+                decided = _at_own_step(logits, rows).argmax(-1).cpu()  # [n_masks, B, H]
                 correct += (decided == batch.digits[:, digits].T[..., None]).float().mean(2).sum(1)
+            kept_owner = kept_owner.cpu()
     finally:
         model.train(was_training)
     accuracy = (correct / len(test_data)).view(len(steps), n_digits).numpy()

@@ -68,11 +68,13 @@ class NetworkStack(nn.Module):
         self.names = [name for name, _ in first.named_parameters()]
         self.separate_input = first.config.input_scheme == "separate"
         self.register_buffer("slot_of_module", first.slot_of_module(), persistent=False)
+        params = [dict(m.named_parameters()) for m in models]
         stacked = {}
         for name in self.names:
-            value = torch.stack([dict(m.named_parameters())[name].detach() for m in models])
             if name == "w_in" and self.separate_input:
                 value = torch.stack([m.input_blocks().detach()[:, 0] for m in models], dim=1)
+            else:
+                value = torch.stack([p[name].detach() for p in params])
             stacked[name.replace(".", "__")] = nn.Parameter(value)
         self.stacked = nn.ParameterDict(stacked)
         if first.config.input_scheme == "shared":

@@ -103,6 +103,11 @@ def test_competitive_max_on_a_hand_made_example():
     decided, deciding = competitive_max(logits)
     assert deciding.tolist() == [0, 1, 0]
     assert torch.equal(decided, logits[torch.arange(3), deciding])
+    # K = 3 networks at once (a leading network axis; network k sees the example rolled by k)
+    stacked = torch.stack([logits.roll(k, dims=0) for k in range(3)])
+    decided_k, deciding_k = competitive_max(stacked)
+    for k in range(3):
+        assert torch.equal(deciding_k[k], deciding.roll(k)) and torch.equal(decided_k[k], decided.roll(k, dims=0))
     assert decided.argmax(-1).tolist() == [1, 2, 0]
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import snntorch
 import torch
@@ -209,3 +211,23 @@ def test_training_on_an_explicit_cpu_device_gives_the_default_numbers():
     default, explicit = train(config, progress=False), train(config, progress=False, device="cpu")
     assert default.history["test_loss"] == explicit.history["test_loss"]
     assert all(torch.equal(a, b) for a, b in zip(default.model.parameters(), explicit.model.parameters()))
+
+
+def test_python_m_spikemod_and_train_without_out(tmp_path, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    from spikemod.identity import run_id
+
+    help_text = subprocess.run([sys.executable, "-m", "spikemod", "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0 and "usage: spikemod" in help_text.stdout and "train" in help_text.stdout
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--dataset", "digits", "--n-train", "256", "--n-test", "128", "--variant", "rate",
+            "--n", "6", "--steps", "3", "--epochs", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    written = list((tmp_path / "runs").glob("*.h5"))
+    assert len(written) == 1 and written[0].name.startswith("rate-")
+    from spikemod.checkpoint import load_checkpoint
+
+    assert written[0].name == f"rate-{run_id(load_checkpoint(written[0]).config)}.h5"
+    assert str(Path("runs") / written[0].name) in capsys.readouterr().out

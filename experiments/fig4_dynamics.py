@@ -83,7 +83,7 @@ def draw(store: Path) -> List[Path]:
 
     table = plots.load_table(store)
     paths = plots.fig4_dynamics(table, store / "figures")
-    if any(r["config.task.random_onset"] for r in table):
+    if table["config.task.random_onset"].any():
         paths += plots.fig4_onset_pairs(table, store / "figures")
     return paths
 

@@ -16,7 +16,7 @@ and removed by :meth:`ResultStore.remove_stale_temporaries`.
 
 Result trees are nested dicts whose leaves are numbers, strings, None, or numeric arrays
 (lists, numpy arrays, tensors), stored with :mod:`spikemod.h5tree`; they round-trip exactly.
-:func:`load_results` flattens each run into one row of a :class:`ResultTable` with dotted column
+:func:`load_results` gives the runs as a pandas DataFrame, one row per run, with dotted column
 names (``config.model.p``, ``specialization.retraining.F``). Columns under ``meta.`` hold
 provenance and timing (wall time, host, versions); every other column is a deterministic function
 of the config.
@@ -31,10 +31,11 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence
 
 import h5py
 import numpy as np
+import pandas as pd
 
 from .config import RunConfig
 from .h5tree import read_tree, write_tree
@@ -47,7 +48,6 @@ __all__ = [
     "FORMAT",
     "RunFailure",
     "ResultStore",
-    "ResultTable",
     "load_results",
     "table_differences",
     "pid_alive",
@@ -276,130 +276,57 @@ def _read_run(path: Path) -> Dict[str, Any]:
     return tree
 
 
-def _flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    flat: Dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
+def load_results(store: "str | Path | ResultStore") -> pd.DataFrame:
+    """Every finished run of a store as a DataFrame: one row per run, sorted by run id.
 
-
-class ResultTable:
-    """Runs as rows of flat dicts (``run_id``, ``seed``, ``config.model.p``, ``accuracy``, ...).
-
-    A plain structure for analysis without pandas: :meth:`column` gives a numpy array,
-    :meth:`filter` keeps matching rows, and :meth:`to_pandas` converts when pandas is installed.
-    """
-
-    def __init__(self, rows: Sequence[Dict[str, Any]]) -> None:
-        self.rows: List[Dict[str, Any]] = list(rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __iter__(self) -> Iterator[Dict[str, Any]]:
-        return iter(self.rows)
-
-    def __getitem__(self, index: int) -> Dict[str, Any]:
-        return self.rows[index]
-
-    @property
-    def columns(self) -> List[str]:
-        """Every column name that occurs in some row, sorted."""
-        return sorted({key for row in self.rows for key in row})
-
-    def column(self, name: str) -> np.ndarray:
-        """One column as an array: stacked [rows, ...] when all values have one shape, else dtype object."""
-        missing = [row["run_id"] for row in self.rows if name not in row]
-        if missing:
-            raise KeyError(f"column {name!r} is missing in {len(missing)} run(s), e.g. {missing[0]}")
-        values = [row[name] for row in self.rows]
-        if (
-            values
-            and len({np.shape(v) for v in values}) == 1
-            and not any(isinstance(v, str) or v is None for v in values)
-        ):
-            return np.stack([np.asarray(v) for v in values])
-        array = np.empty(len(values), dtype=object)
-        array[:] = values
-        return array
-
-    def filter(
-        self, predicate: Optional[Callable[[Dict[str, Any]], bool]] = None, **equal: Any
-    ) -> "ResultTable":
-        """Rows where ``predicate(row)`` holds and every ``column=value`` matches (dots as ``__``).
-
-        Example: ``table.filter(config__model__variant="spiking", seed=0)``.
-        """
-        conditions = {name.replace("__", "."): value for name, value in equal.items()}
-
-        def keep(row: Dict[str, Any]) -> bool:
-            matches = all(name in row and row[name] == value for name, value in conditions.items())
-            return matches and (predicate is None or predicate(row))
-
-        return ResultTable([row for row in self.rows if keep(row)])
-
-    def to_pandas(self):
-        """A pandas DataFrame (array-valued cells stay arrays). Needs pandas, which spikemod does not require."""
-        try:
-            import pandas
-        except ImportError:
-            raise ImportError(
-                "to_pandas needs pandas (pip install pandas); ResultTable works without it"
-            ) from None
-        return pandas.DataFrame(self.rows)
-
-
-def load_results(store: "str | Path | ResultStore") -> ResultTable:
-    """Every finished run of a store as a :class:`ResultTable`, sorted by run id.
-
-    Each row holds ``run_id``, ``seed``, the flattened config (``config.<section>.<field>``) and
-    the flattened result tree of the run.
+    Columns: ``run_id``, ``seed``, the config (``config.<section>.<field>``) and the run's result
+    tree, flattened with dots (``specialization.retraining.F``). Array leaves stay numpy arrays in
+    object columns; a field that a run lacks is NaN in its row.
     """
     store = store if isinstance(store, ResultStore) else ResultStore(store)
     if not store.root.is_dir():
         raise FileNotFoundError(f"results store {store.root} does not exist; run a sweep into it first")
-    rows = []
+    records = []
     for key in sorted(store.completed()):
         run = store.read(key)
         config = run.pop("config")
-        row = {"run_id": run.pop("run_id"), "seed": config.seed}
-        row.update(_flatten(config.to_dict(), "config."))
-        row.update(_flatten(run))
-        rows.append(row)
-    return ResultTable(rows)
+        records.append({"run_id": run.pop("run_id"), "seed": config.seed, "config": config.to_dict(), **run})
+    if not records:
+        return pd.DataFrame(columns=["run_id", "seed"])
+    return pd.json_normalize(records, sep=".")
 
 
-def table_differences(a: ResultTable, b: ResultTable, ignore: Sequence[str] = ("meta.",)) -> List[str]:
-    """Human-readable differences between two tables (empty when equal), matching rows by run id.
+def table_differences(a: pd.DataFrame, b: pd.DataFrame, ignore: Sequence[str] = ("meta.",)) -> List[str]:
+    """Human-readable differences between two results tables (empty when equal), matching rows by run id.
 
     Columns starting with a prefix in ``ignore`` (by default provenance and timing) are skipped;
-    numbers must be exactly equal (NaN equals NaN).
+    numbers must be exactly equal (NaN equals NaN) and arrays equal in shape and dtype too.
     """
-    rows_a = {row["run_id"]: row for row in a}
-    rows_b = {row["run_id"]: row for row in b}
-    differences = [f"run {key} only in the first table" for key in sorted(set(rows_a) - set(rows_b))]
-    differences += [f"run {key} only in the second table" for key in sorted(set(rows_b) - set(rows_a))]
-    for key in sorted(set(rows_a) & set(rows_b)):
-        row_a, row_b = rows_a[key], rows_b[key]
-        for name in sorted(set(row_a) | set(row_b)):
-            if any(name.startswith(prefix) for prefix in ignore):
-                continue
-            if name not in row_a or name not in row_b:
-                differences.append(f"run {key}: column {name} only in one table")
-            elif not _equal(row_a[name], row_b[name]):
-                differences.append(f"run {key}: {name} = {row_a[name]!r} vs {row_b[name]!r}")
+    rows_a, rows_b = a.set_index("run_id"), b.set_index("run_id")
+    keys_a, keys_b = set(rows_a.index), set(rows_b.index)
+    columns_a, columns_b = (
+        {name for name in rows.columns if not name.startswith(tuple(ignore))} for rows in (rows_a, rows_b)
+    )
+    differences = [f"run {key} only in the first table" for key in sorted(keys_a - keys_b)]
+    differences += [f"run {key} only in the second table" for key in sorted(keys_b - keys_a)]
+    differences += [f"column {name} only in the first table" for name in sorted(columns_a - columns_b)]
+    differences += [f"column {name} only in the second table" for name in sorted(columns_b - columns_a)]
+    for key in sorted(keys_a & keys_b):
+        for name in sorted(columns_a & columns_b):
+            x, y = rows_a.at[key, name], rows_b.at[key, name]
+            if not _equal(x, y):
+                differences.append(f"run {key}: {name} = {x!r} vs {y!r}")
     return differences
 
 
 def _equal(x: Any, y: Any) -> bool:
-    if isinstance(x, (str, type(None))) or isinstance(y, (str, type(None))):
-        return x == y
-    x, y = np.asarray(x), np.asarray(y)
-    return (
-        x.shape == y.shape
-        and x.dtype == y.dtype
-        and bool(np.array_equal(x, y, equal_nan=x.dtype.kind in "fc"))
-    )
+    """Whether two cells are equal: arrays (and lists) in shape, dtype and values, scalars in
+    value; NaN (or None) equals NaN."""
+    if np.ndim(x) or np.ndim(y):
+        x, y = np.asarray(x), np.asarray(y)
+        return (
+            x.shape == y.shape
+            and x.dtype == y.dtype
+            and bool(np.array_equal(x, y, equal_nan=x.dtype.kind in "fc"))
+        )
+    return bool(x == y) or bool(pd.isna(x) and pd.isna(y))

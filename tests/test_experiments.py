@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from spikemod import plots
 from spikemod.config import ModelConfig, RunConfig, TaskConfig
 from spikemod.modularity import q_paper
-from spikemod.results import ResultStore, ResultTable, load_results
+from spikemod.results import ResultStore, load_results
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -65,6 +66,31 @@ def sweep_store(tmp_path) -> Path:
     return store.root
 
 
+def test_results_are_a_data_frame_of_one_row_per_run(sweep_store):
+    table = load_results(sweep_store)
+    assert isinstance(table, pd.DataFrame)
+    assert list(table["run_id"]) == sorted(ResultStore(sweep_store).completed()) and len(table) == 48
+    assert {
+        "run_id", "seed", "config.seed", "config.model.p", "config.model.variant", "config.task.covariance",
+        "accuracy", "accuracy_mean", "q.paper", "q.n_synapses", "specialization.steps",
+        "specialization.retraining.F", "traffic.total", "resources.energy",
+    } <= set(table.columns)  # fmt: skip
+    assert table["accuracy_mean"].dtype == float and table["config.model.variant"].dtype == object
+    assert all(isinstance(f, np.ndarray) and f.shape in {(5,), (10,)} for f in table["specialization.retraining.F"])
+
+    # A groupby over seeds gives the means computed by hand from the rows.
+    keys = ["config.model.variant", "config.model.n_neurons", "config.task.covariance", "q.n_synapses"]
+    finals = table.assign(F=[f[-1] for f in table["specialization.retraining.F"]])
+    means = finals.groupby(keys)["F"].mean()
+    by_hand: dict = {}
+    for row in table.to_dict("records"):
+        by_hand.setdefault(tuple(row[k] for k in keys), []).append(row["specialization.retraining.F"][-1])
+    assert len(means) == len(by_hand) == 24
+    for key, values in by_hand.items():
+        assert len(values) == 2 and means[key] == pytest.approx(sum(values) / len(values))
+        assert means[key] == pytest.approx(0.5 - 0.1 * np.log10(key[-1]))  # the seeds' ±0.1 cancel
+
+
 def test_figures_are_drawn_from_a_store(sweep_store, tmp_path):
     table = load_results(sweep_store)
     out = tmp_path / "figures"
@@ -83,7 +109,8 @@ def test_figures_are_drawn_from_a_store(sweep_store, tmp_path):
 
 
 def test_fig2_summary_reports_the_seed_statistics(sweep_store):
-    table = load_results(sweep_store).filter(config__model__n_neurons=10, config__task__covariance=0.0)
+    table = load_results(sweep_store)
+    table = table[(table["config.model.n_neurons"] == 10) & (table["config.task.covariance"] == 0.0)]
     summary = plots.fig2_summary(table)
     lines = [line for line in summary.splitlines() if line.startswith("| rate")]
     assert [line.split(" | ")[2] for line in lines] == ["1", "10", "100"]
@@ -118,15 +145,20 @@ def test_input_conditions_name_and_order_the_interconnect_onset():
     ]
 
 
-def test_seed_statistics_ignore_missing_values():
-    mean, std, count = plots.seed_statistics([0.2, float("nan"), 0.4])
-    assert (round(mean, 6), round(std, 6), count) == (0.3, round(np.std([0.2, 0.4], ddof=1), 6), 2)
-    assert plots.seed_statistics([0.7]) == (0.7, 0.0, 1)
+def test_fig2_summary_ignores_missing_values(sweep_store):
+    table = load_results(sweep_store)
+    table = table[(table["config.model.n_neurons"] == 10) & (table["config.task.covariance"] == 0.0)]
+    # Seed 1 of the rate runs with one synapse lost its last retraining F: seed 0 (0.4) is left alone.
+    lost = (table["config.model.variant"] == "rate") & (table["q.n_synapses"] == 1) & (table["seed"] == 1)
+    column = [np.append(f[:-1], np.nan) if gone else f for f, gone in zip(table["specialization.retraining.F"], lost)]
+    summary = plots.fig2_summary(table.assign(**{"specialization.retraining.F": column}))
+    cells = next(line for line in summary.splitlines() if line.startswith("| rate | 10 | 1 |")).split(" | ")
+    assert cells[5:8] == ["2", "0.40 ± 0.00", "0.51 ± 0.14"]
 
 
 def test_empty_results_give_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="empty"):
-        plots.fig2_sparsity(ResultTable([]), tmp_path)
+        plots.fig2_sparsity(pd.DataFrame(), tmp_path)
     with pytest.raises(FileNotFoundError, match="run a sweep"):
         plots.load_table(tmp_path / "missing")
 

@@ -11,6 +11,7 @@ import time
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -20,7 +21,7 @@ from spikemod import identity
 from spikemod.executors import plan_sweep, run_local
 from spikemod.h5tree import read_tree, write_tree
 from spikemod.identity import config_overrides, run_id
-from spikemod.results import ResultStore, ResultTable, load_results, table_differences
+from spikemod.results import ResultStore, load_results, table_differences
 from spikemod.run import make_chunks
 from spikemod.sweep import SweepSpec, parse_grid_option
 
@@ -196,22 +197,23 @@ def test_store_ignores_and_cleans_partial_files(tmp_path):
     assert list(index["runs"]) == [run_id(TINY)] and index["runs"][run_id(TINY)]["config"]["seed"] == 0
 
 
-def test_table_helpers():
+def test_table_differences():
     rows = [
-        {"run_id": "a", "seed": 0, "config.model.p": 0.1, "F": np.array([0.1, 0.2]), "name": "x"},
-        {"run_id": "b", "seed": 1, "config.model.p": 1.0, "F": np.array([0.3, 0.4]), "name": "y"},
-    ]
-    table = ResultTable(rows)
-    assert table.column("F").shape == (2, 2)
-    assert list(table.column("name")) == ["x", "y"]
-    assert [r["run_id"] for r in table.filter(config__model__p=1.0)] == ["b"]
-    assert [r["run_id"] for r in table.filter(lambda r: r["F"][0] < 0.2)] == ["a"]
-    changed = ResultTable([rows[0], {**rows[1], "F": np.array([0.3, 0.41])}])
-    assert table_differences(table, table) == []
+        {"run_id": "a", "seed": 0, "config.model.p": 0.1, "F": np.array([0.1, np.nan]), "loss": np.nan, "meta.host": "x"},
+        {"run_id": "b", "seed": 1, "config.model.p": 1.0, "F": np.array([0.3, 0.4]), "loss": 0.5, "meta.host": "y"},
+    ]  # fmt: skip
+    table = pd.DataFrame(rows)
+    assert table_differences(table, pd.DataFrame(rows[::-1])) == []  # rows by run id, NaN equals NaN
+    changed = pd.DataFrame([{**rows[0], "meta.host": "z"}, {**rows[1], "F": np.array([0.3, 0.41])}])
     assert table_differences(table, changed) == ["run b: F = array([0.3, 0.4]) vs array([0.3 , 0.41])"]
-    assert table_differences(table, ResultTable(rows[:1])) == ["run b only in the first table"]
-    with pytest.raises(KeyError, match="missing"):
-        ResultTable([rows[0], {"run_id": "c"}]).column("F")
+    assert table_differences(table, changed, ignore=()) == [
+        "run a: meta.host = 'x' vs 'z'",
+        "run b: F = array([0.3, 0.4]) vs array([0.3 , 0.41])",
+    ]
+    (difference,) = table_differences(table, table.assign(**{"config.model.p": [0.1, 1.0 + 1e-15]}))
+    assert difference.startswith("run b: config.model.p = ")  # numbers must be exactly equal
+    assert table_differences(table, table.iloc[:1]) == ["run b only in the first table"]
+    assert table_differences(table.drop(columns="loss"), table) == ["column loss only in the second table"]
 
 
 # ----- running -----
@@ -231,7 +233,9 @@ def test_run_stores_everything_and_failures_are_reported(tmp_path, monkeypatch):
         and "model.n_neurons=6" in text
     )
 
-    (row,) = load_results(tmp_path / "store")
+    table = load_results(tmp_path / "store")
+    assert len(table) == 1
+    row = table.iloc[0]
     assert row["run_id"] == run_id(good) and row["seed"] == 0 and row["config.model.n_neurons"] == 6
     steps = good.n_steps
     for metric in good.metrics.metrics:
@@ -345,9 +349,9 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path):
     assert len(final) == total
     assert table_differences(final, expected) == []
     # Not vacuous: the runs differ from each other, and provenance columns are the only ones ignored.
-    assert len({tuple(row["specialization.retraining.F"]) for row in final}) > 1
+    assert len({tuple(f) for f in final["specialization.retraining.F"]}) > 1
     assert table_differences(final, expected, ignore=()) != []
-    assert {r["config.model.variant"] for r in final} == {"rate", "spiking"}
+    assert set(final["config.model.variant"]) == {"rate", "spiking"}
 
 
 @pytest.mark.lava

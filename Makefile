@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	fi; \
 	echo "Using $$py"; \
 	[ -x $(PY) ] || "$$py" -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[lava,slurm,test]'
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[lava,slurm,test,nir]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -441,17 +441,39 @@ def export_command(subparsers: Any) -> None:
     """``spikemod export``: a trained spiking checkpoint as a Lava network description (HDF5)."""
     parser = subparsers.add_parser(
         "export",
-        help="export a trained spiking network for Lava (Loihi)",
+        help="export a trained spiking network for Lava (Loihi) or as a NIR graph",
         description=(
             "Write a self-contained description of a trained spiking checkpoint (weights, LIF "
             "parameters, readout, config) to HDF5, after checking that it maps exactly onto Lava's "
-            "LIF. Example: spikemod export run.h5 --to lava --out net.h5"
+            "LIF (--to lava), or a NIR graph (--to nir; the Neuromorphic Intermediate "
+            "Representation that snnTorch, Norse, Nengo, Rockpool, SpiNNaker2 and others read; needs "
+            "pip install 'spikemod[nir]'). Example: spikemod export run.h5 --to nir --out net.nir"
         ),
     )
     parser.add_argument("checkpoint", help="checkpoint written by spikemod train (.h5)")
-    parser.add_argument("--to", choices=("lava",), default="lava", help="target (only lava)")
-    parser.add_argument("--out", required=True, metavar="FILE", help="network description to write (.h5)")
-    parser.set_defaults(handler=lambda args: _run_hardware(lambda: _export(args)))
+    parser.add_argument("--to", choices=("lava", "nir"), default="lava", help="target (default lava)")
+    parser.add_argument("--out", required=True, metavar="FILE", help="file to write (.h5 for lava, .nir for nir)")
+    parser.set_defaults(handler=_export_to)
+
+
+def _export_to(args: argparse.Namespace) -> int:
+    if args.to == "nir":
+        return _export_nir(args)
+    return _run_hardware(lambda: _export(args))
+
+
+def _export_nir(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+
+    try:
+        from .nir import export_nir
+    except ImportError as err:
+        raise ConfigError(f"--to nir needs the NIR packages ({err}): pip install 'spikemod[nir]'") from None
+    loaded = load_checkpoint(args.checkpoint)
+    path = export_nir(loaded.model, loaded.config, args.out)
+    model = loaded.config.model
+    print(f"exported {model.n_modules} modules x {model.n_neurons} LIF neurons as a NIR graph to {path}")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:

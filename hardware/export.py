@@ -28,6 +28,7 @@ import numpy as np
 
 from spikemod import __version__
 from spikemod.config import ConfigError, RunConfig
+from spikemod.exportability import differing_module, export_problem
 
 __all__ = [
     "ExportError",
@@ -162,9 +163,8 @@ def _numpy(tensor) -> np.ndarray:
 def _per_module(name: str, values: np.ndarray, n_modules: int, fix: str) -> np.ndarray:
     """One value per module, or an :class:`ExportError` when a module's neurons differ."""
     per_module = values.reshape(n_modules, -1)
-    differing = [m for m in range(n_modules) if not (per_module[m] == per_module[m, 0]).all()]
-    if differing:
-        m = differing[0]
+    m = differing_module(values, n_modules)
+    if m is not None:
         raise ExportError(
             f"{name} differs between the neurons of module {m} (from {per_module[m].min():.6g} to "
             f"{per_module[m].max():.6g}), but Lava's LIF takes one {name} per process. {fix}"
@@ -183,24 +183,9 @@ def describe(model, config: RunConfig) -> NetworkDescription:
     onset after step 1.
     """
     model_cfg = config.model
-    if getattr(model, "config", None) != model_cfg:
-        raise ExportError("the model was not built from config.model; pass the RunConfig it was trained with")
-    if model_cfg.variant != "spiking":
-        raise ExportError(
-            "only spiking networks can be exported to Lava: this is a rate (tanh) network "
-            "(model.variant = 'rate'); train it with variant='spiking'"
-        )
-    if model_cfg.bandwidth_cap is not None:
-        raise ExportError(
-            f"a bandwidth cap ({model_cfg.bandwidth_cap} spikes per step and direction) has no Lava "
-            "equivalent: Sparse delivers every spike. Export a network trained with bandwidth_cap=None"
-        )
-    if model_cfg.interconnect_onset != 1:
-        raise ExportError(
-            f"an interconnect onset at step {model_cfg.interconnect_onset} has no Lava equivalent: the "
-            "Sparse connections between modules have no time-dependent switch and deliver from step 1 on. "
-            "Export a network trained with interconnect_onset=1"
-        )
+    problem = export_problem(model, config, "Lava", "Sparse", "Sparse connections")
+    if problem is not None:
+        raise ExportError(problem)
     m = model_cfg.n_modules
     beta = _per_module(
         "beta", _numpy(model.beta()), m, "Train with learn_beta=False (modules that differ in beta are fine)."

@@ -47,6 +47,7 @@ from torch import nn
 
 from .config import ConfigError, RunConfig
 from .dynamics import competitive_max
+from .exportability import differing_module, export_problem
 from .network import ModularNetwork
 
 try:
@@ -100,9 +101,9 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
 def _per_module(name: str, values: np.ndarray, n_modules: int, fix: str) -> np.ndarray:
     """``values`` [N] when it is constant within every module, else a :class:`NIRExportError`."""
     per_module = values.reshape(n_modules, -1)
-    for m in range(n_modules):
-        if not (per_module[m] == per_module[m, 0]).all():
-            raise NIRExportError(
+    m = differing_module(values, n_modules)
+    if m is not None:
+        raise NIRExportError(
                 f"{name} differs between the neurons of module {m} (from {per_module[m].min():.6g} to "
                 f"{per_module[m].max():.6g}), but an exact NIR export takes one {name} per module "
                 f"(snnTorch's importer asserts it). {fix}"
@@ -122,26 +123,10 @@ def _time_constants(leak: np.ndarray, what: str) -> Tuple[np.ndarray, np.ndarray
 
 
 def _check_exportable(model: ModularNetwork, config: RunConfig) -> None:
-    """The conditions of :func:`spikemod.hardware.export.describe` (raises :class:`NIRExportError`)."""
-    cfg = config.model
-    if getattr(model, "config", None) != cfg:
-        raise NIRExportError("the model was not built from config.model; pass the RunConfig it was trained with")
-    if cfg.variant != "spiking":
-        raise NIRExportError(
-            "only spiking networks can be exported to NIR: this is a rate (tanh) network "
-            "(model.variant = 'rate'); train it with variant='spiking'"
-        )
-    if cfg.bandwidth_cap is not None:
-        raise NIRExportError(
-            f"a bandwidth cap ({cfg.bandwidth_cap} spikes per step and direction) has no NIR equivalent: "
-            "a Linear edge delivers every spike. Export a network trained with bandwidth_cap=None"
-        )
-    if cfg.interconnect_onset != 1:
-        raise NIRExportError(
-            f"an interconnect onset at step {cfg.interconnect_onset} has no NIR equivalent: the Linear "
-            "edges between modules have no time-dependent switch and deliver from step 1 on. "
-            "Export a network trained with interconnect_onset=1"
-        )
+    """The conditions of every exact export (:func:`spikemod.exportability.export_problem`)."""
+    problem = export_problem(model, config, "NIR", "a Linear edge", "Linear edges")
+    if problem is not None:
+        raise NIRExportError(problem)
 
 
 def _module_graph(w_mm: np.ndarray, beta: np.ndarray, threshold: np.ndarray) -> nir.NIRGraph:

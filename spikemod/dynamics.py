@@ -217,7 +217,7 @@ def run(population: Population, drives: Sequence[torch.Tensor], last_only: bool 
             state = torch.tanh(current)
         states.append(state)
     if last_only:
-        states, membranes = states[-1:], membranes[-1:]
+        return RunOutput(states[-1][None], membranes[-1][None] if membranes else None)
     return RunOutput(torch.stack(states), torch.stack(membranes) if membranes else None)
 
 

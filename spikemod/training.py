@@ -367,7 +367,9 @@ def _train(configs: List[RunConfig], progress: bool, device: torch.device) -> Li
             correct = correct + _accuracies(out.logits.detach(), targets) * size
             seen += size
             bar.update()
-            bar.set_postfix(loss=f"{loss_sum.mean().item() / seen:.3f}", acc=f"{(correct / seen).mean().item():.3f}", refresh=False)
+            if progress:
+                mean_loss, mean_accuracy = loss_sum.mean().item() / seen, (correct / seen).mean().item()
+                bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{mean_accuracy:.3f}", refresh=False)
         bar.close()
         speed = seen / (time.perf_counter() - start)
         test = evaluate(stack, test_sets, inputs)

@@ -28,7 +28,7 @@ import numpy as np
 
 from spikemod import __version__
 from spikemod.config import ConfigError, RunConfig
-from spikemod.exportability import differing_module, export_problem
+from spikemod.exportability import export_problem, module_value_problem
 
 __all__ = [
     "ExportError",
@@ -162,14 +162,10 @@ def _numpy(tensor) -> np.ndarray:
 
 def _per_module(name: str, values: np.ndarray, n_modules: int, fix: str) -> np.ndarray:
     """One value per module, or an :class:`ExportError` when a module's neurons differ."""
-    per_module = values.reshape(n_modules, -1)
-    m = differing_module(values, n_modules)
-    if m is not None:
-        raise ExportError(
-            f"{name} differs between the neurons of module {m} (from {per_module[m].min():.6g} to "
-            f"{per_module[m].max():.6g}), but Lava's LIF takes one {name} per process. {fix}"
-        )
-    return per_module[:, 0].copy()
+    problem = module_value_problem(name, values, n_modules)
+    if problem is not None:
+        raise ExportError(f"{problem}, but Lava's LIF takes one {name} per process. {fix}")
+    return values.reshape(n_modules, -1)[:, 0].copy()
 
 
 def describe(model, config: RunConfig) -> NetworkDescription:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import RunConfig
 
-__all__ = ["export_problem", "differing_module"]
+__all__ = ["export_problem", "module_value_problem"]
 
 
 def export_problem(model, config: RunConfig, target: str, edge: str, connections: str) -> Optional[str]:
@@ -45,8 +45,14 @@ def export_problem(model, config: RunConfig, target: str, edge: str, connections
     return None
 
 
-def differing_module(values: np.ndarray, n_modules: int) -> Optional[int]:
-    """The first module whose neurons' ``values`` [N] differ, or None when each module has one value."""
+def module_value_problem(name: str, values: np.ndarray, n_modules: int) -> Optional[str]:
+    """Which module's neurons differ in ``values`` [N] (a per-neuron ``name``, e.g. beta), or None
+    when each module has one value: "beta differs between the neurons of module 1 (from a to b)"."""
     per_module = values.reshape(n_modules, -1)
-    differing = [m for m in range(n_modules) if not (per_module[m] == per_module[m, 0]).all()]
-    return differing[0] if differing else None
+    for m in range(n_modules):
+        if not (per_module[m] == per_module[m, 0]).all():
+            return (
+                f"{name} differs between the neurons of module {m} (from {per_module[m].min():.6g} to "
+                f"{per_module[m].max():.6g})"
+            )
+    return None

@@ -47,7 +47,7 @@ from torch import nn
 
 from .config import ConfigError, RunConfig
 from .dynamics import competitive_max
-from .exportability import differing_module, export_problem
+from .exportability import export_problem, module_value_problem
 from .network import ModularNetwork
 
 try:
@@ -100,14 +100,11 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
 
 def _per_module(name: str, values: np.ndarray, n_modules: int, fix: str) -> np.ndarray:
     """``values`` [N] when it is constant within every module, else a :class:`NIRExportError`."""
-    per_module = values.reshape(n_modules, -1)
-    m = differing_module(values, n_modules)
-    if m is not None:
+    problem = module_value_problem(name, values, n_modules)
+    if problem is not None:
         raise NIRExportError(
-                f"{name} differs between the neurons of module {m} (from {per_module[m].min():.6g} to "
-                f"{per_module[m].max():.6g}), but an exact NIR export takes one {name} per module "
-                f"(snnTorch's importer asserts it). {fix}"
-            )
+            f"{problem}, but an exact NIR export takes one {name} per module (snnTorch's importer asserts it). {fix}"
+        )
     return values
 
 

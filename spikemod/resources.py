@@ -67,8 +67,8 @@ import torch
 from . import seeding
 from .checkpoint import load_checkpoint
 from .config import RunConfig
-from .dynamics import router_pass
 from .connectivity import blocks
+from .dynamics import router_pass
 from .network import ModularNetwork, NetworkOutput
 from .task import PairDataset, network_input
 

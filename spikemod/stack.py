@@ -99,6 +99,11 @@ class NetworkStack(nn.Module):
         self.register_buffer("cap", cap, persistent=False)
         self.to(first.device)  # the networks' device (the index buffers above start on the CPU)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the stacked parameters are."""
+        return self.slot_of_module.device
+
     def param(self, name: str) -> torch.Tensor:
         return self.stacked[name.replace(".", "__")]
 

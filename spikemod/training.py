@@ -38,7 +38,7 @@ from . import seeding
 from .config import ConfigError, RunConfig, TrainConfig
 from .data import ImageSet
 from .deepr import DeepR
-from .network import ModularNetwork, NetworkOutput
+from .network import ModularNetwork
 from .stack import NetworkStack
 from .task import PairDataset, network_input, noise_fits
 
@@ -52,7 +52,6 @@ __all__ = [
     "loss_logits",
     "task_loss",
     "task_losses",
-    "accuracy",
     "evaluate",
     "gather_images",
     "train",
@@ -132,11 +131,6 @@ def task_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the last-step logits [T, B, H, C] against targets [B, H], mean over heads."""
     last = logits[-1]
     return F.cross_entropy(last.flatten(0, 1), targets.flatten())
-
-
-def accuracy(output: NetworkOutput, targets: torch.Tensor) -> torch.Tensor:
-    """Fraction of correct decisions per head [H]."""
-    return (output.predictions() == targets).float().mean(dim=0)
 
 
 def task_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -221,7 +215,7 @@ def evaluate(stack: NetworkStack, test_sets: Sequence[PairDataset], inputs: Sequ
     sees the inputs its metrics and resource counts see."""
     was_training = stack.training
     stack.eval()
-    device = stack.slot_of_module.device
+    device = stack.device
     generators = [seeding.generator(c.seed, seeding.inputs_purpose(False)) for c in inputs]
     per_input = stack.n_networks // len(inputs)
     loss_sum, correct, cross, count = 0.0, 0.0, 0.0, 0

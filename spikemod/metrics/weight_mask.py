@@ -118,7 +118,7 @@ def _masked_logits(stack: NetworkStack, frozen, masks, images, config: RunConfig
     the masks' networks are the copies of ``stack``, reading one input."""
     x, static = network_input(images, config, generator)
     params = {f"stacked.{name.replace('.', '__')}": frozen[name] * mask for name, mask in masks.items()}
-    return functional_call(stack, params, (x[:, None].to(stack.slot_of_module.device),), {"static": static}).logits
+    return functional_call(stack, params, (x[:, None].to(stack.device),), {"static": static}).logits
 
 
 def _at_own_step(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@
   accuracies, and their agreement, to HDF5 (groups ``torch``, ``lava_float`` or ``lava_fixed``,
   ``samples``; a second run with the other precision adds its group to the same file).
 - :func:`fidelity_of_description`: the full :class:`~.fidelity.FidelityReport` (torch, Lava float,
-  Lava fixed point), optionally with the specialization F measured on each backend's spikes.
+  Lava fixed point, and the NIR round trip when the extra ``nir`` is installed), optionally with the specialization F measured on each backend's spikes.
 """
 
 from __future__ import annotations
@@ -118,7 +118,8 @@ def fidelity_of_description(
     seed: Optional[int] = None,
     **data: Any,
 ):
-    """The fidelity report of a description on its test pairs (torch, Lava float, Lava fixed).
+    """The fidelity report of a description on its test pairs (torch, Lava float, Lava fixed, and
+    the NIR round trip when the extra ``nir`` is installed).
 
     With ``specialization``, also the F of the config's feature metrics on each backend's spikes
     (readouts train on the train pairs; limit them with ``n_train``); ``metrics`` replaces fields
@@ -148,7 +149,7 @@ def fidelity_of_description(
     report = fidelity.fidelity_report(
         description,
         test_inputs,
-        fidelity.BACKENDS,
+        fidelity.available_backends(),
         scale,
         batch_size or fidelity.DEFAULT_BATCH_SIZE,
         train_inputs,

@@ -6,9 +6,13 @@ with the task's noise and encoding drawn from a seeded generator, and the digits
 
 - ``torch``: the snnTorch simulation of the exported network (float32, the trained model's numbers);
 - ``lava-float``: Lava's floating-point LIF (float64), batched;
-- ``lava-fixed``: Lava's Loihi 2 fixed-point LIF (``Loihi2SimCfg(select_tag="fixed_pt")``).
+- ``lava-fixed``: Lava's Loihi 2 fixed-point LIF (``Loihi2SimCfg(select_tag="fixed_pt")``);
+- ``nir``: the network written to a NIR file, read back and run by :func:`spikemod.nir.nir_run`
+  (the extra ``nir``). It gets the same input currents as the other backends: its input Affine
+  is the identity (with the network's bias), so W_in·x_t is the host's, as for Lava; the image
+  drive itself is checked by tests/test_nir.py.
 
-:func:`fidelity_report` compares Lava float and fixed point with torch: accuracy per head, the
+:func:`fidelity_report` compares every other backend with torch: accuracy per head, the
 fraction of identical spike bits, the correlation of spike counts, and (optionally) the
 specialization F of each, measured by :func:`spikemod.metrics.suite.measure_features` on each
 backend's own spikes. Floating point is expected to be spike-exact; fixed point is not (one neuron
@@ -17,9 +21,11 @@ near threshold flips and the recurrence spreads it) and is judged by counts and 
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -35,6 +41,7 @@ from .simulator import DEFAULT_BATCH_SIZE, LavaTiming, run_lava
 
 __all__ = [
     "BACKENDS",
+    "available_backends",
     "TaskInputs",
     "Simulation",
     "SpikeAgreement",
@@ -46,7 +53,14 @@ __all__ = [
     "fidelity_report",
 ]
 
-BACKENDS = ("torch", "lava-float", "lava-fixed")
+BACKENDS = ("torch", "lava-float", "lava-fixed", "nir")
+
+
+def available_backends() -> Tuple[str, ...]:
+    """:data:`BACKENDS` less ``nir`` when the extra ``nir`` is not installed."""
+    from importlib.util import find_spec
+
+    return BACKENDS if find_spec("nir") and find_spec("nirtorch") else BACKENDS[:-1]
 
 @dataclass(frozen=True)
 class TaskInputs:
@@ -121,11 +135,12 @@ def simulate(
         raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
     started = time.perf_counter()
     timing, network = None, None
-    if backend == "torch":
+    if backend in ("torch", "nir"):
+        run = torch_run if backend == "torch" else nir_round_trip(description)
         spikes = np.zeros(inputs.current.shape, dtype=bool)
         for start in range(0, len(inputs), batch_size):
             part = torch.from_numpy(inputs.current[:, start : start + batch_size])
-            spikes[:, start : start + batch_size] = torch_run(description, part)[0].numpy() != 0
+            spikes[:, start : start + batch_size] = run(description, part)[0].numpy() != 0
     else:
         network = lava_network(description, fixed_point=backend == "lava-fixed", scale=scale)
         timing = LavaTiming()
@@ -134,6 +149,32 @@ def simulate(
     predictions = read_out(description, torch.from_numpy(spikes)).predictions()
     accuracy = (predictions == inputs.targets).float().mean(dim=0).numpy()
     return Simulation(backend, spikes, predictions, accuracy, seconds, timing, getattr(network, "scale", None))
+
+
+def nir_round_trip(description: NetworkDescription) -> Callable[..., Tuple[torch.Tensor, ...]]:
+    """A runner like :func:`~.host.torch_run` for the description's NIR graph after a write and a
+    read: (spikes [T, B, N],) for the current [T, B, N]. The graph's input Affine is the identity
+    with the network's bias, so the drive is current + b, as in :func:`~.host.torch_run`."""
+    try:
+        import nir
+
+        from spikemod.nir import graph_of_arrays, nir_run
+    except ImportError:
+        raise ImportError(
+            "the nir backend needs the optional extra 'nir': pip install 'spikemod[nir]'"
+        ) from None
+    arrays = description.arrays()
+    arrays["input_weight"] = np.eye(description.n_total, dtype=np.float32)
+    graph = graph_of_arrays(description.config, arrays, description.n_heads, description.n_classes)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "network.nir"
+        nir.write(path, graph)
+        graph = nir.read(path)
+
+    def run(_: NetworkDescription, current: torch.Tensor) -> Tuple[torch.Tensor]:
+        return (nir_run(graph, current[:, :, None, :]).spikes,)
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -185,9 +226,9 @@ def spike_features(description: NetworkDescription, spikes: np.ndarray, digits: 
 
 @dataclass(frozen=True)
 class FidelityReport:
-    """Torch vs Lava float vs Lava fixed point on the same inputs.
+    """Torch vs Lava float, Lava fixed point and the NIR round trip on the same inputs.
 
-    ``simulations`` by backend; ``agreement`` of each Lava backend with torch; ``specialization``
+    ``simulations`` by backend; ``agreement`` of each other backend with torch; ``specialization``
     F per metric (last step) of each backend, when measured.
     """
 
@@ -245,14 +286,15 @@ class FidelityReport:
 def fidelity_report(
     description: NetworkDescription,
     test_inputs: TaskInputs,
-    backends: Tuple[str, ...] = BACKENDS,
+    backends: Optional[Tuple[str, ...]] = None,
     scale: Optional[float] = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     train_inputs: Optional[TaskInputs] = None,
     metrics: Optional[MetricConfig] = None,
     seed: int = 0,
 ) -> FidelityReport:
-    """Run ``backends`` (torch first) on ``test_inputs`` and compare each with torch.
+    """Run ``backends`` (default: :func:`available_backends`; torch first) on ``test_inputs`` and
+    compare each with torch.
 
     With ``train_inputs`` and ``metrics`` (feature metrics only: retraining, ablation,
     correlation), also measure the specialization F of every backend on its own spikes: readouts
@@ -260,6 +302,7 @@ def fidelity_report(
     """
     from spikemod.metrics.suite import measure_features
 
+    backends = available_backends() if backends is None else backends
     if "torch" not in backends:
         backends = ("torch",) + tuple(backends)
     simulations = {name: simulate(description, test_inputs, name, scale, batch_size) for name in backends}

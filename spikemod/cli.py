@@ -537,13 +537,14 @@ def _simulate(args: argparse.Namespace) -> int:
 
 @subcommand
 def fidelity_command(subparsers: Any) -> None:
-    """``spikemod fidelity``: torch vs Lava float vs Lava fixed point, optionally with F."""
+    """``spikemod fidelity``: torch vs Lava float, Lava fixed point and NIR, optionally with F."""
     parser = subparsers.add_parser(
         "fidelity",
-        help="compare an exported network in snnTorch, Lava float and Lava fixed point",
+        help="compare an exported network in snnTorch, Lava float, Lava fixed point and NIR",
         description=(
             "Accuracy, identical spike bits and spike-count correlation of Lava floating and "
-            "fixed point against snnTorch on the test pairs, and with --specialization the "
+            "fixed point, and of the network's NIR graph written and read back (with the extra "
+            "'nir' installed), against snnTorch on the test pairs, and with --specialization the "
             "specialization F measured on each backend's own spikes. "
             "Example: spikemod fidelity net.h5 --specialization --n-train 5000"
         ),

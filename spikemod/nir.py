@@ -39,7 +39,7 @@ could flip only where U_t lands that close to θ.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -68,6 +68,7 @@ __all__ = [
     "LINode",
     "INode",
     "nir_graph",
+    "graph_of_arrays",
     "export_nir",
     "import_nir",
     "nir_run",
@@ -141,10 +142,11 @@ def _module_graph(w_mm: np.ndarray, beta: np.ndarray, threshold: np.ndarray) -> 
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 
-def _readout_blocks(model: ModularNetwork, shared: bool) -> List[Tuple[np.ndarray, np.ndarray]]:
+def _readout_blocks(
+    weight: np.ndarray, bias: np.ndarray, n_modules: int, shared: bool
+) -> List[Tuple[np.ndarray, np.ndarray]]:
     """Per module, the readout Affine onto all O outputs: (weight [O, F], bias [O])."""
-    weight, bias = _numpy(model.readout.weight), _numpy(model.readout.bias)
-    m = model.n_modules
+    m = n_modules
     if shared:  # [O, M·F] split by module columns; the bias once
         features = weight.shape[1] // m
         return [
@@ -167,11 +169,33 @@ def nir_graph(model: ModularNetwork, config: RunConfig) -> nir.NIRGraph:
     raises :class:`NIRExportError` for the rate variant, a bandwidth cap, an interconnect onset
     after step 1, β or θ differing within a module, and β = 1)."""
     _check_exportable(model, config)
-    cfg = config.model
-    m, n = model.n_modules, model.n_neurons
+    m = model.n_modules
     beta = _per_module("beta", _numpy(model.beta()), m, "Train with learn_beta=False (modules may differ).")
     threshold = _per_module("threshold", _numpy(model.threshold()), m, "Train with learn_threshold=False.")
-    w_in, bias, w_rec = _numpy(model.input_weight()), _numpy(model.bias()), _numpy(model.recurrent_weight())
+    arrays = {
+        "input_weight": _numpy(model.input_weight()),
+        "bias": _numpy(model.bias()),
+        "recurrent_weight": _numpy(model.recurrent_weight()),
+        "beta": beta.reshape(m, -1)[:, 0],
+        "threshold": threshold.reshape(m, -1)[:, 0],
+        "readout/weight": _numpy(model.readout.weight),
+        "readout/bias": _numpy(model.readout.bias),
+    }
+    if model.bottleneck is not None:
+        arrays["bottleneck/weight"] = _numpy(model.bottleneck.weight)
+        arrays["bottleneck/bias"] = _numpy(model.bottleneck.bias)
+    return graph_of_arrays(config, arrays, model.n_heads, model.n_classes)
+
+
+def graph_of_arrays(config: RunConfig, arrays: Mapping[str, np.ndarray], n_heads: int, n_classes: int) -> nir.NIRGraph:
+    """The NIR graph of a spiking network given as float32 arrays, named and shaped as in a Lava
+    network description (``spikemod.hardware.export``): ``input_weight`` [N, S·D], ``bias`` [N],
+    ``recurrent_weight`` [N, N], ``beta`` and ``threshold`` [M] (one per module), ``readout/weight``
+    and ``readout/bias``, and optionally ``bottleneck/weight`` and ``bottleneck/bias``."""
+    cfg = config.model
+    m, n = cfg.n_modules, cfg.n_neurons
+    w_in, bias, w_rec = arrays["input_weight"], arrays["bias"], arrays["recurrent_weight"]
+    beta, threshold = np.repeat(arrays["beta"], n), np.repeat(arrays["threshold"], n)
     blocks = [slice(i * n, (i + 1) * n) for i in range(m)]
 
     nodes: Dict[str, nir.NIRNode] = {"a_input": nir.Input(np.array([w_in.shape[1]]))}
@@ -186,7 +210,7 @@ def nir_graph(model: ModularNetwork, config: RunConfig) -> nir.NIRGraph:
                 edges += [(f"c_module_{j}", f"d_cross_{i}_from_{j}"), (f"d_cross_{i}_from_{j}", f"c_module_{i}")]
 
     count = cfg.spike_readout == "count"
-    readout = _readout_blocks(model, cfg.readout_scheme == "shared")
+    readout = _readout_blocks(arrays["readout/weight"], arrays["readout/bias"], m, cfg.readout_scheme == "shared")
     n_outputs = len(readout[0][1])
     head = "h_leaky" if not count else "z_output"
     for i, (weight, out_bias) in enumerate(readout):
@@ -195,9 +219,9 @@ def nir_graph(model: ModularNetwork, config: RunConfig) -> nir.NIRGraph:
             nodes[f"e_count_{i}"] = nir.I(r=np.full(n, 1.0 / DT))
             edges.append((source, f"e_count_{i}"))
             source = f"e_count_{i}"
-        if model.bottleneck is not None:
+        if "bottleneck/weight" in arrays:
             nodes[f"f_bottleneck_{i}"] = nir.Affine(
-                weight=_numpy(model.bottleneck.weight[i]), bias=_numpy(model.bottleneck.bias[i])
+                weight=arrays["bottleneck/weight"][i].copy(), bias=arrays["bottleneck/bias"][i].copy()
             )
             edges.append((source, f"f_bottleneck_{i}"))
             source = f"f_bottleneck_{i}"
@@ -221,8 +245,8 @@ def nir_graph(model: ModularNetwork, config: RunConfig) -> nir.NIRGraph:
         "outputs": "separate: M*H*C module logits, module-major; the decision is the competitive max over "
         "modules (the module with the highest largest logit). shared: H*C logits",
         "n_modules": m,
-        "n_heads": model.n_heads,
-        "n_classes": model.n_classes,
+        "n_heads": n_heads,
+        "n_classes": n_classes,
     }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 

@@ -55,13 +55,29 @@ def assert_same_up_to_order(actual: torch.Tensor, expected: torch.Tensor, n_term
     torch.testing.assert_close(actual, expected, **order_tolerance(expected, n_terms), msg=msg or None)
 
 
+def decision_margin(membrane: torch.Tensor, threshold, n_terms: int) -> tuple:
+    """(the smallest |U − θ|, the most another summation order can move U)."""
+    membrane = membrane.detach()
+    margin = float((membrane - torch.as_tensor(threshold, dtype=membrane.dtype).detach()).abs().min())
+    atol = order_tolerance(membrane, n_terms)["atol"] + RTOL * float(membrane.abs().max())
+    return margin, atol
+
+
+def decided_samples(membrane: torch.Tensor, threshold, n_terms: int) -> torch.Tensor:
+    """Which samples of a batch (membrane [T, B, N]) have every membrane value further from the
+    threshold than another order can move it: their spikes may be compared exactly on any CPU
+    (the samples of a batch never interact)."""
+    membrane = membrane.detach()
+    _, atol = decision_margin(membrane, threshold, n_terms)
+    distance = (membrane - torch.as_tensor(threshold, dtype=membrane.dtype).detach()).abs()
+    return (distance > atol).all(dim=2).all(dim=0)
+
+
 def assert_spikes_decided(membrane: torch.Tensor, threshold, n_terms: int) -> None:
     """Every membrane value lies further from the threshold than another summation order can move
     it, so the spike bits S = U > θ are the same on any CPU and may be compared exactly."""
-    membrane = membrane.detach()
-    margin = (membrane - torch.as_tensor(threshold, dtype=membrane.dtype)).abs().min()
-    atol = order_tolerance(membrane, n_terms)["atol"] + RTOL * float(membrane.abs().max())
+    margin, atol = decision_margin(membrane, threshold, n_terms)
     assert margin > atol, (
-        f"a membrane value lies {float(margin):.2e} from the threshold, within the rounding of "
+        f"a membrane value lies {margin:.2e} from the threshold, within the rounding of "
         f"another summation order ({atol:.2e}): spike bits there depend on the CPU; change the test input"
     )

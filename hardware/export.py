@@ -126,7 +126,7 @@ def _expected_shapes(d: NetworkDescription) -> Dict[str, tuple]:
         "beta": (m,),
         "threshold": (m,),
     }
-    if d.config.model.readout_scheme == "separate":
+    if d.config.model.readout_scheme in ("separate", "concat"):
         shapes.update({"readout/weight": (m, outputs, features), "readout/bias": (m, outputs)})
     else:
         shapes.update({"readout/weight": (outputs, m * features), "readout/bias": (outputs,)})

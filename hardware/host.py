@@ -92,7 +92,7 @@ def read_out(description: NetworkDescription, spikes: torch.Tensor) -> HostReado
         _tensor(description.readout_bias)[None],
         description.n_heads,
         description.n_classes,
-        shared=cfg.readout_scheme == "shared",
+        scheme=cfg.readout_scheme,
         bottleneck_weight=_tensor(description.bottleneck_weight)[None] if with_bottleneck else None,
         bottleneck_bias=_tensor(description.bottleneck_bias)[None] if with_bottleneck else None,
         leak=cfg.beta if cfg.spike_readout == "membrane" else None,

@@ -31,6 +31,7 @@ from .config import (
     INPUT_SCHEMES,
     LOSSES,
     OPTIMIZERS,
+    PRESETS,
     READOUT_SCHEMES,
     SPIKE_READOUTS,
     SURROGATES,
@@ -105,16 +106,31 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a RunConfig as .json, .yaml or .yml; the flags below override its fields",
     )
-    group = parser.add_argument_group("run options (override --config)")
+    _add_preset_option(parser)
+    group = parser.add_argument_group("run options (override --config and --preset)")
     for flag, section, name, kwargs in _RUN_OPTIONS:
         if "action" not in kwargs and "choices" not in kwargs:
             kwargs = dict(kwargs, metavar=flag.lstrip("-").upper().replace("-", "_"))
         group.add_argument(flag, dest=_dest(section, name), default=None, **kwargs)
 
 
+def _add_preset_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="start from a named set of fields: default (spikemod's choices) or reference (the papers' "
+        "code item by item: 30 epochs keeping the final state, noise r = 0.4, no hidden bias, "
+        "time-shared metric readouts, ratio F^m; see spikemod.presets); applied over --config",
+    )
+
+
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The RunConfig of ``--config`` (or the defaults) with the given flags applied."""
+    """The RunConfig of ``--config`` (or the defaults), then ``--preset``, then the given flags."""
+    from .presets import with_preset
+
     config = RunConfig.load(args.config) if args.config else RunConfig()
+    if args.preset:
+        config = with_preset(config, args.preset)
     sections: Dict[str, Any] = {}
     for _, section, name, _ in _RUN_OPTIONS:
         value = getattr(args, _dest(section, name))
@@ -191,7 +207,7 @@ def _train_summary(config: RunConfig, history: Dict[str, list], path: Any) -> st
         f"{m.n_synapses} synapses per direction (p = {m.p_effective:.4g}"
         f"{', Deep-R' if m.deep_r else ''}), T = {config.n_steps}, "
         f"input {m.input_scheme}, readout {m.readout_scheme}",
-        f"epochs run: {len(history['test_accuracy'])}, best epoch: {best + 1}, "
+        f"epochs run: {len(history['test_accuracy'])}, kept epoch: {best + 1} ({config.train.keep}), "
         f"training speed: {rate:,.0f} samples/s",
         f"test accuracy: {accuracy}",
     ]
@@ -296,6 +312,7 @@ def sweep_command(subparsers: Any) -> None:
     )
     parser.add_argument("spec", nargs="?", help="sweep file (.yaml/.json) with base config and grid")
     parser.add_argument("--config", help="base run config file (.yaml/.json); overrides the spec's base")
+    _add_preset_option(parser)
     parser.add_argument(
         "--grid",
         action="append",
@@ -349,9 +366,13 @@ def sweep_command(subparsers: Any) -> None:
 
 def _sweep_spec(args: argparse.Namespace) -> SweepSpec:
     """The sweep described by the command-line options."""
+    from .presets import with_preset
+
     spec = SweepSpec.load(args.spec) if args.spec else SweepSpec()
     if args.config:
         spec = dataclasses.replace(spec, base=RunConfig.load(args.config))
+    if args.preset:
+        spec = dataclasses.replace(spec, base=with_preset(spec.base, args.preset))
     for option in args.grid:
         spec = spec.with_grid(*parse_grid_option(option))
     if not args.spec and not args.config and not args.grid:

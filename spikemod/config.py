@@ -27,6 +27,7 @@ __all__ = [
     "ENCODINGS",
     "INPUT_SCHEMES",
     "READOUT_SCHEMES",
+    "PRESETS",
     "TARGETS",
     "LOSSES",
     "VARIANTS",
@@ -38,7 +39,16 @@ TARGETS = ("parity", "inverse", "both")
 ENCODINGS = ("direct", "rate", "latency")
 VARIANTS = ("rate", "spiking")
 INPUT_SCHEMES = ("separate", "shared", "fused")
-READOUT_SCHEMES = ("separate", "shared")
+READOUT_SCHEMES = ("separate", "shared", "concat")
+READOUT_FAN_INS = ("module", "network")
+KEPT_STATES = ("best", "final")
+READOUT_TIMES = ("per_step", "shared")
+MODULE_SCORES = ("difference", "ratio")
+ABLATION_SCORES = ("lost", "remaining")
+CORRELATION_PROCEDURES = ("matched", "reshuffled")
+READOUT_NOISES = ("fixed", "fresh")
+#: Named starting points for a RunConfig (:mod:`spikemod.presets`).
+PRESETS = ("default", "reference")
 INITS = ("uniform", "pytorch")
 SURROGATES = ("atan", "fast_sigmoid")
 SPIKE_READOUTS = ("membrane", "count")
@@ -70,6 +80,11 @@ def _fail(cls: str, name: str, value: Any, allowed: str) -> None:
 def _check_choice(cls: str, name: str, value: Any, choices: Tuple[str, ...]) -> None:
     if value not in choices:
         _fail(cls, name, value, "one of " + ", ".join(repr(c) for c in choices))
+
+
+def _check_bool(cls: str, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _fail(cls, name, value, "true or false")
 
 
 def _check_range(
@@ -185,6 +200,15 @@ class ModelConfig:
     ``interconnect_onset`` is the first time step t (1-based) whose recurrent input includes the
     interconnect (W_cross·state_{t-1} from the other modules); before it only the recurrence inside
     each module acts. 1 (the default) = always on; since state_0 = 0, onset 2 gives the same numbers.
+
+    ``readout_scheme``: ``separate`` (one readout per module, the competitive max decides),
+    ``shared`` (one dense layer over all modules) or ``concat``, the reference code's "common
+    readout": per head one Linear(M·F -> M·C) under a block-diagonal mask (module m's block of C
+    logits reads only module m), one softmax cross-entropy over all M·C logits with the target in
+    0..C-1, and the argmax over all M·C. The right answer then lies only in module 0's block.
+    ``hidden_bias`` False drops the recurrent bias b (the reference's ``nn.RNN(bias=False)``).
+    ``readout_fan_in``: the PyTorch-init bound of separate and concat readouts is 1/√F
+    (``module``) or 1/√(M·F) (``network``, the reference's masked Linear(M·F -> M·C)).
     """
 
     variant: str = "rate"
@@ -207,6 +231,8 @@ class ModelConfig:
     spike_readout: str = "membrane"
     bandwidth_cap: Optional[int] = None
     interconnect_onset: int = 1
+    hidden_bias: bool = True
+    readout_fan_in: str = "module"
 
     def __post_init__(self) -> None:
         c = "ModelConfig"
@@ -236,6 +262,8 @@ class ModelConfig:
         if self.bandwidth_cap is not None:
             _check_range(c, "bandwidth_cap", self.bandwidth_cap, 0, integer=True)
         _check_range(c, "interconnect_onset", self.interconnect_onset, 1, integer=True)
+        _check_bool(c, "hidden_bias", self.hidden_bias)
+        _check_choice(c, "readout_fan_in", self.readout_fan_in, READOUT_FAN_INS)
 
     @property
     def n_synapses(self) -> int:
@@ -270,7 +298,12 @@ class TrainConfig:
     ``marginal`` that of log sum_m exp(logits of module m), a softmax over every module's logits
     summed over modules per class: the competitive max made smooth, so every module's logits get a
     gradient. The decision is the competitive max with either. ``marginal`` trains faster
-    (experiments/check_accuracy.py: rate p = 1, 5 epochs, 0.89 against 0.78).
+    (experiments/check_accuracy.py: rate p = 1, 5 epochs, 0.89 against 0.78). A ``concat``
+    readout has one set of logits, as a shared one.
+
+    ``keep``: the state kept after training, that of the ``best`` mean test accuracy over epochs or
+    the ``final`` one (the reference's). ``drop_last`` skips a last training batch smaller than
+    ``batch_size`` (the reference's DataLoader).
     """
 
     optimizer: str = "adamw"
@@ -283,11 +316,15 @@ class TrainConfig:
     deep_r_l1: float = 1e-4
     deep_r_noise: float = 1e-4
     loss: str = "deciding"
+    keep: str = "best"
+    drop_last: bool = False
 
     def __post_init__(self) -> None:
         c = "TrainConfig"
         _check_choice(c, "optimizer", self.optimizer, OPTIMIZERS)
         _check_choice(c, "loss", self.loss, LOSSES)
+        _check_choice(c, "keep", self.keep, KEPT_STATES)
+        _check_bool(c, "drop_last", self.drop_last)
         if self.lr is not None:
             _check_range(c, "lr", self.lr, 0.0, low_open=True)
         _check_range(c, "weight_decay", self.weight_decay, 0.0)
@@ -324,6 +361,20 @@ class MetricConfig:
     with ``trace_decay``). ``per_step`` False measures the last step only. ``onset_pairs``
     (random-onset tasks only): pairs of digit onsets (see ``TaskConfig.onsets``) at which the
     feature metrics are measured again with both onsets fixed (Fig. 4C); none by default.
+
+    Reference choices ("Dynamics" code), each on its own: ``readout_time`` ``shared`` trains one
+    retraining readout per (subset, digit) for all steps on the sum of the per-step losses
+    (``per_step``: one per step); ``module_score`` ``ratio`` is F^m = (M̄₀ − M̄₁)/(M̄₀ + M̄₁)
+    (``difference``: M̄₀ − M̄₁), with accuracy-based M̄ clipped to [1e-5, 1] as in that code;
+    ``clip_correlation`` False leaves the correlation's M̄ = (c − b)/(1 − b) unclipped;
+    ``ablation_score`` ``remaining`` scores the accuracy left after ablation, A, as the reference
+    does (``lost``: 1 + b − A, the sign of the other metrics; F is the same with ``difference``);
+    ``readout_noise`` ``fresh`` trains the readouts on features of fresh input noise every epoch
+    (the network re-run; ``fixed``: one draw); ``correlation_procedure`` ``reshuffled`` replaces the
+    other digit's slot by a permutation of the batch's and re-runs the network, pairs samples
+    within each class group of digit k (groups weighted equally) and takes the base from
+    derangement pairs of the unmodified batch, over the first ``correlation_batches`` test batches
+    (None: all); ``matched`` pairs existing samples (:mod:`spikemod.metrics.correlation`).
     """
 
     metrics: Tuple[str, ...] = ("retraining", "ablation", "correlation")
@@ -342,6 +393,13 @@ class MetricConfig:
     trace_decay: float = 0.9
     per_step: bool = True
     onset_pairs: Tuple[Tuple[int, int], ...] = ()
+    readout_time: str = "per_step"
+    module_score: str = "difference"
+    clip_correlation: bool = True
+    ablation_score: str = "lost"
+    readout_noise: str = "fixed"
+    correlation_procedure: str = "matched"
+    correlation_batches: Optional[int] = None
 
     def __post_init__(self) -> None:
         c = "MetricConfig"
@@ -378,6 +436,14 @@ class MetricConfig:
         _check_range(c, "trace_decay", self.trace_decay, 0.0, 1.0)
         if self.trace_decay == 1.0:
             _fail(c, "trace_decay", self.trace_decay, "a number in [0.0, 1.0)")
+        _check_choice(c, "readout_time", self.readout_time, READOUT_TIMES)
+        _check_choice(c, "module_score", self.module_score, MODULE_SCORES)
+        _check_bool(c, "clip_correlation", self.clip_correlation)
+        _check_choice(c, "ablation_score", self.ablation_score, ABLATION_SCORES)
+        _check_choice(c, "readout_noise", self.readout_noise, READOUT_NOISES)
+        _check_choice(c, "correlation_procedure", self.correlation_procedure, CORRELATION_PROCEDURES)
+        if self.correlation_batches is not None:
+            _check_range(c, "correlation_batches", self.correlation_batches, 1, integer=True)
 
     @property
     def feature_metrics(self) -> Tuple[str, ...]:
@@ -426,7 +492,8 @@ def _from_dict(cls: Type[T], values: Any) -> T:
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines one run. Same config and seed give the same numbers on the same
-    machine and library build (README, Reproducibility)."""
+    machine and library build (README, Reproducibility). ``preset`` records the named starting
+    point the fields were set from (:func:`spikemod.presets.with_preset`); the fields decide."""
 
     data: DataConfig = field(default_factory=DataConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -434,9 +501,13 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     metrics: MetricConfig = field(default_factory=MetricConfig)
     seed: int = 0
+    preset: str = "default"
 
     def __post_init__(self) -> None:
         _check_range("RunConfig", "seed", self.seed, 0, 2**32 - 1, integer=True)
+        _check_choice("RunConfig", "preset", self.preset, PRESETS)
+        if self.model.readout_scheme == "concat" and self.train.loss == "marginal":
+            _fail("TrainConfig", "loss", "marginal", "'deciding' with the concat readout (one set of M·C logits)")
         if self.task.encoding != "direct" and self.model.variant == "rate":
             _fail("TaskConfig", "encoding", self.task.encoding, "'direct' for the rate variant")
         if self.metrics.onset_pairs and not self.task.random_onset:
@@ -495,12 +566,13 @@ class RunConfig:
             "train": TrainConfig,
             "metrics": MetricConfig,
         }
-        unknown = sorted(set(values) - set(sections) - {"seed"})
+        unknown = sorted(set(values) - set(sections) - {"seed", "preset"})
         if unknown:
             raise ConfigError(f"RunConfig has no section(s) {', '.join(unknown)}")
         kwargs: dict = {name: _from_dict(sec, values.get(name, {})) for name, sec in sections.items()}
-        if "seed" in values:
-            kwargs["seed"] = values["seed"]
+        for name in ("seed", "preset"):
+            if name in values:
+                kwargs[name] = values[name]
         return cls(**kwargs)
 
     def to_json(self) -> str:

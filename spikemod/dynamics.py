@@ -22,7 +22,8 @@ serving addresses in order); spikes inside a module are never capped.
 
 Readout (:func:`read_out`), per head of C classes: features z_t (rate states, spikes, or running
 spike counts) → optional bottleneck per module → one readout per module (``separate``: per sample
-the module whose largest logit is highest decides, :func:`competitive_max`) or one over all
+the module whose largest logit is highest decides, :func:`competitive_max`), the same blocks
+read as one block-diagonal layer whose M·C logits all compete (``concat``), or one over all
 modules (``shared``); with a leaky readout the logits are V_t = λ·V_{t−1} + r_t.
 """
 
@@ -81,8 +82,8 @@ class Population:
 class Readout:
     """Effective readout parameters of K networks.
 
-    ``weight`` [K, M, O, F] and ``bias`` [K, M, O] per module (``shared`` False) or [K, O, M·F] and
-    [K, O] over all modules (``shared``), O = H·C; optional ``bottleneck_weight`` [K, M, k, n] and
+    ``scheme`` ``separate`` or ``concat``: ``weight`` [K, M, O, F] and ``bias`` [K, M, O] per module;
+    ``shared``: [K, O, M·F] and [K, O] over all modules; O = H·C; optional ``bottleneck_weight`` [K, M, k, n] and
     ``bottleneck_bias`` [K, M, k]; ``leak`` λ of leaky output units (None: the readout is
     instantaneous); ``counts``: the features are the running spike counts.
     """
@@ -91,7 +92,7 @@ class Readout:
     bias: torch.Tensor
     n_heads: int
     n_classes: int
-    shared: bool
+    scheme: str
     bottleneck_weight: Optional[torch.Tensor] = None
     bottleneck_bias: Optional[torch.Tensor] = None
     leak: Optional[float] = None
@@ -260,9 +261,11 @@ def leaky_integral(values: torch.Tensor, leak: float) -> torch.Tensor:
 def read_out(
     readout: Readout, states: torch.Tensor, n_modules: int, last_only: bool = False
 ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """Logits [T, K, B, H, C], module logits [T, K, B, H, M, C] (separate readouts) or None, and the
-    bottleneck [T, K, B, M, k] or None (with ``last_only`` and a leak: of the integrated features),
-    from the states [T, K, B, N].
+    """Logits [T, K, B, H, C], module logits [T, K, B, H, M, C] (separate and concat readouts) or
+    None, and the bottleneck [T, K, B, M, k] or None (with ``last_only`` and a leak: of the
+    integrated features), from the states [T, K, B, N]. Separate readouts decide by the
+    competitive max; a concat readout's logits are all M·C module logits, module-major
+    ([T, K, B, H, M·C]): class indices 0..C−1 are module 0's, so an argmax elsewhere is wrong.
 
     ``last_only``: the last step's only ([1, ...]; all that the loss and the decision read). A
     leaky readout's last step is V_T = Σ_t λ^(T−t)·f(z_t), and f (bottleneck included) is affine,
@@ -284,11 +287,13 @@ def read_out(
             + readout.bottleneck_bias[:, None] * bias_scale
         )
     heads = (readout.n_heads, readout.n_classes)
-    if readout.shared:
+    if readout.scheme == "shared":
         out = torch.einsum("tkbi,koi->tkbo", z.flatten(-2), readout.weight) + readout.bias[:, None] * bias_scale
         out = leaky_integral(out, readout.leak) if integrate else out
         return out.unflatten(-1, heads), None, bottleneck
     out = torch.einsum("tkbmi,kmoi->tkbmo", z, readout.weight) + readout.bias[:, None] * bias_scale
     out = leaky_integral(out, readout.leak) if integrate else out
     module_logits = out.unflatten(-1, heads).transpose(3, 4)  # [T, K, B, H, M, C]
+    if readout.scheme == "concat":
+        return module_logits.flatten(-2), module_logits, bottleneck
     return competitive_max(module_logits)[0], module_logits, bottleneck

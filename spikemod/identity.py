@@ -1,6 +1,6 @@
 """Run identity: a config's dotted fields, its overrides of the defaults, and its run id.
 
-Fields are named ``section.field`` (``model.p``, ``task.covariance``) or ``seed``. :func:`run_id`
+Fields are named ``section.field`` (``model.p``, ``task.covariance``), ``seed`` or ``preset``. :func:`run_id`
 names every run by a hash of the fields where its config differs from the defaults; the results
 store files runs under it, and a sweep started again skips the ids already stored.
 """
@@ -28,12 +28,14 @@ __all__ = [
 ]
 
 _SECTIONS = ("data", "task", "model", "train", "metrics")
+#: RunConfig's own fields, named without a section.
+_TOP_LEVEL = {"seed": int, "preset": str}
 
 
 @functools.lru_cache(maxsize=1)
 def config_fields() -> Dict[str, Any]:
-    """Every dotted field of a RunConfig (``model.p``, ..., ``seed``), mapped to its type hint."""
-    fields: Dict[str, Any] = {"seed": int}
+    """Every dotted field of a RunConfig (``model.p``, ..., ``seed``, ``preset``), mapped to its type hint."""
+    fields: Dict[str, Any] = dict(_TOP_LEVEL)
     for section in _SECTIONS:
         cls = typing.get_type_hints(RunConfig)[section]
         for name, hint in typing.get_type_hints(cls).items():
@@ -46,7 +48,7 @@ def field_type(dotted: str) -> Any:
     hints = config_fields()
     if dotted not in hints:
         raise ConfigError(
-            f"unknown config field {dotted!r}; use 'seed' or 'section.field' with a section of "
+            f"unknown config field {dotted!r}; use 'seed', 'preset' or 'section.field' with a section of "
             f"{', '.join(_SECTIONS)} (e.g. model.p, task.covariance)"
         )
     return hints[dotted]
@@ -74,16 +76,16 @@ def coerce_field(dotted: str, value: Any) -> Any:
 def set_field(config: RunConfig, dotted: str, value: Any) -> RunConfig:
     """Copy of ``config`` with one dotted field set, e.g. ``set_field(cfg, "model.p", 0.1)``."""
     value = coerce_field(dotted, value)
-    if dotted == "seed":
-        return dataclasses.replace(config, seed=value)
+    if dotted in _TOP_LEVEL:
+        return dataclasses.replace(config, **{dotted: value})
     section, name = dotted.split(".")
     return config.replace(**{section: {name: value}})
 
 
 def get_field(config: RunConfig, dotted: str) -> Any:
     """The value of a dotted field, e.g. ``get_field(cfg, "model.p")``."""
-    if dotted == "seed":
-        return config.seed
+    if dotted in _TOP_LEVEL:
+        return getattr(config, dotted)
     section, name = dotted.split(".")
     return getattr(getattr(config, section), name)
 

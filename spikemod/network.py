@@ -214,7 +214,10 @@ class ModularNetwork(nn.Module):
             self.register_buffer("fixed_recurrent_mask", mask)
             self.w_rec = nn.Parameter(initial * mask)
             self.interconnect = None
-        self.b = nn.Parameter(_uniform((self.n_total,), hidden_bound))
+        if cfg.hidden_bias:
+            self.b = nn.Parameter(_uniform((self.n_total,), hidden_bound))
+        else:  # a constant zero, not trained
+            self.register_buffer("b", torch.zeros(self.n_total))
         self.lif: Optional[LIFParameters] = LIFParameters(cfg, self.n_total) if self.spiking else None
 
         # Bottleneck and readout.
@@ -224,8 +227,9 @@ class ModularNetwork(nn.Module):
             self.bottleneck = ModuleLinear(m, n, cfg.bottleneck, linear_bound(n))
             features = cfg.bottleneck
         outputs = n_heads * n_classes
-        if cfg.readout_scheme == "separate":
-            self.readout: nn.Module = ModuleLinear(m, features, outputs, linear_bound(features))
+        if cfg.readout_scheme in ("separate", "concat"):  # concat: the block-diagonal Linear, by blocks
+            fan_in = features if cfg.readout_fan_in == "module" else m * features
+            self.readout: nn.Module = ModuleLinear(m, features, outputs, linear_bound(fan_in))
         else:
             self.readout = nn.Linear(m * features, outputs)
             bound = linear_bound(m * features)
@@ -324,7 +328,7 @@ class ModularNetwork(nn.Module):
             self.readout.bias[None],
             self.n_heads,
             self.n_classes,
-            shared=cfg.readout_scheme == "shared",
+            scheme=cfg.readout_scheme,
             bottleneck_weight=None if bottleneck is None else bottleneck.weight[None],
             bottleneck_bias=None if bottleneck is None else bottleneck.bias[None],
             leak=cfg.beta if self.spiking and cfg.spike_readout == "membrane" else None,

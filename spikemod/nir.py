@@ -12,9 +12,9 @@ nirtorch 2.6 crashes on a sub-graph reached before its input):
 - ``d_cross_i_from_j``: Linear W_ij from module j's spikes into module i's sub-graph;
 - readout per module: ``e_count_m`` (I, count readout only) → ``f_bottleneck_m`` (Affine, with a
   bottleneck) → ``g_readout_m`` (Affine onto all O outputs) → ``h_leaky`` (LI, membrane readout
-  only) → ``z_output``. O = M·H·C with separate readouts (module m's weights in rows
-  m·H·C .. (m+1)·H·C, zeros elsewhere; the decision, the competitive max over modules, is the
-  consumer's) and O = H·C with a shared one (its columns split by module, the bias on module 0).
+  only) → ``z_output``. O = M·H·C with separate and concat readouts (module m's weights in rows
+  m·H·C .. (m+1)·H·C, zeros elsewhere; the decision, the competitive max over modules or the
+  argmax over all M·C of a head, is the consumer's) and O = H·C with a shared one (its columns split by module, the bias on module 0).
   Several inputs of a node add up, as everywhere in NIR.
 
 Conventions (also in the graph's ``metadata``): NIR is continuous-time; this file is meant for a
@@ -242,8 +242,9 @@ def graph_of_arrays(config: RunConfig, arrays: Mapping[str, np.ndarray], n_heads
         "step t-1 (I_t = W_in x_t + b + W_rec s_{t-1})",
         "readout_scheme": cfg.readout_scheme,
         "spike_readout": cfg.spike_readout,
-        "outputs": "separate: M*H*C module logits, module-major; the decision is the competitive max over "
-        "modules (the module with the highest largest logit). shared: H*C logits",
+        "outputs": "separate and concat: M*H*C module logits, module-major; separate: the decision is the "
+        "competitive max over modules (the module with the highest largest logit); concat: the argmax over "
+        "each head's M*C logits (module 0's C are the classes, others are wrong). shared: H*C logits",
         "n_modules": m,
         "n_heads": n_heads,
         "n_classes": n_classes,
@@ -379,8 +380,11 @@ def nir_run(source: Union[PathLike, nir.NIRGraph], x: torch.Tensor) -> NIROutput
             outputs.append(sum(values[1:], values[0]))
             spikes.append(torch.cat([state[f"c_module_{i}"]["b_lif"].spikes for i in range(m)], dim=-1))
     out = torch.stack(outputs)  # [T, B, O]
-    if str(graph.metadata["readout_scheme"]) == "shared":
+    scheme = str(graph.metadata["readout_scheme"])
+    if scheme == "shared":
         logits = out.unflatten(-1, (heads, classes))
+    elif scheme == "concat":
+        logits = out.unflatten(-1, (m, heads, classes)).transpose(2, 3).flatten(-2)
     else:
         logits = competitive_max(out.unflatten(-1, (m, heads, classes)).transpose(2, 3))[0]
     return NIROutput(torch.stack(spikes), logits)

@@ -15,7 +15,8 @@ a dot.
 - :func:`fig4_dynamics`: F per time step per input condition (static, structured noise, random
   onsets), one line per synapse count, rate and spiking side by side ("Dynamics" Fig. 4).
 
-:func:`fig2_summary` gives the numbers of Fig. 2 as a Markdown table. Figures are built with
+:func:`fig2_summary` gives the numbers of Fig. 2 as a Markdown table, each as the mean over seeds
+± the half-width of its 95% Student-t interval (:func:`seed_intervals`). Figures are built with
 :class:`matplotlib.figure.Figure` (no pyplot, no global backend state).
 """
 
@@ -41,6 +42,8 @@ __all__ = [
     "fig2_sparsity",
     "fig2_resources",
     "fig2_summary",
+    "seed_intervals",
+    "format_interval",
     "fig3_heatmaps",
     "fig4_dynamics",
     "fig4_onset_pairs",
@@ -57,6 +60,7 @@ VARIANT_COLORS = {"rate": "tab:blue", "spiking": "tab:red"}
 _ARCHITECTURES = {
     ("separate", "separate"): "separate pathways",
     ("separate", "shared"): "fused pathways",
+    ("separate", "concat"): "fused pathways",
     ("shared", "shared"): "shared pathway",
 }
 #: Columns that tell the curves of Fig. 2 apart.
@@ -64,8 +68,8 @@ _VARIANT_AND_SIZE = ["config.model.variant", "config.model.n_neurons"]
 
 
 def architecture(row: "pd.Series | Dict[str, Any]") -> str:
-    """The papers' name of a run's architecture: separate, fused (separate input, shared readout)
-    or shared pathways."""
+    """The papers' name of a run's architecture: separate, fused (separate input, shared or concat
+    readout) or shared pathways."""
     key = (row["config.model.input_scheme"], row["config.model.readout_scheme"])
     return _ARCHITECTURES.get(key, f"{key[0]} input, {key[1]} readout")
 
@@ -120,6 +124,20 @@ def _seed_statistics(
     NaN; the deviation of a single seed is 0."""
     grouped = table.groupby(by)[values]
     return grouped.mean(), grouped.std().mask(grouped.count() == 1, 0.0)
+
+
+def seed_intervals(
+    table: pd.DataFrame, by: "str | List[str]", values: List[str], level: float = 0.95
+) -> Tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Per group of ``by``: the mean over seeds of each column of ``values``, the half-width of its
+    Student-t interval at ``level`` (t_{(1+level)/2, n−1}·s/√n; NaN for one seed) and the number of
+    seeds n, ignoring NaN."""
+    from scipy.stats import t as student_t
+
+    grouped = table.groupby(by)[values]
+    mean, std, count = grouped.mean(), grouped.std(), grouped.count()
+    quantile = student_t.ppf(0.5 + level / 2, (count - 1).where(count > 1))
+    return mean, quantile * std / np.sqrt(count), count
 
 
 def _require_rows(table: pd.DataFrame) -> None:
@@ -241,27 +259,33 @@ def _linear_threshold(values: pd.Series) -> float:
 
 
 def fig2_summary(table: pd.DataFrame) -> str:
-    """Markdown table of Fig. 2: per variant and p, mean ± std over seeds of F (last step) and accuracy."""
+    """Markdown table of Fig. 2: per variant and p, the mean over seeds of F (last step) and accuracy
+    ± the half-width of its 95% interval (:func:`seed_intervals`)."""
     metrics = metrics_in(table)
     data = _derived(table, metrics)
     keys = [*_VARIANT_AND_SIZE, "synapses"]
     values = [*(f"F.{m}" for m in metrics), "accuracy_mean", "traffic.total"]
-    mean, std = _seed_statistics(data, keys, values)
+    mean, half, _ = seed_intervals(data, keys, values)
     groups = data.groupby(keys)
     first, seeds = groups[["q.p", "q.paper"]].first(), groups.size()
-    header = ["variant", "n", "synapses", "p", "Q", "seeds", *[f"{METRIC_LABELS[m]} F" for m in metrics],
+    header = ["variant", "n", "synapses", "p", "Q", "seeds", *[f"{METRIC_LABELS[m]} F (95% CI)" for m in metrics],
               "accuracy", "spikes crossing / sample"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in seeds.index:
         variant, n_neurons, synapses = key
         p, q = first.loc[key, "q.p"], first.loc[key, "q.paper"]
         cells = [variant, str(n_neurons), str(synapses), f"{p:.4g}", f"{q:.3f}", str(seeds[key])]
-        cells += [f"{mean.loc[key, f'F.{m}']:.2f} ± {std.loc[key, f'F.{m}']:.2f}" for m in metrics]
-        cells.append(f"{mean.loc[key, 'accuracy_mean']:.3f} ± {std.loc[key, 'accuracy_mean']:.3f}")
-        traffic = f"{mean.loc[key, 'traffic.total']:.1f} ± {std.loc[key, 'traffic.total']:.1f}"
+        cells += [format_interval(mean.loc[key, f"F.{m}"], half.loc[key, f"F.{m}"], 2) for m in metrics]
+        cells.append(format_interval(mean.loc[key, "accuracy_mean"], half.loc[key, "accuracy_mean"], 3))
+        traffic = format_interval(mean.loc[key, "traffic.total"], half.loc[key, "traffic.total"], 1)
         cells.append(traffic if variant == "spiking" else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def format_interval(mean: float, half: float, digits: int = 2) -> str:
+    """``mean ± half``, or the mean alone where there is no interval (one seed)."""
+    return f"{mean:.{digits}f}" if pd.isna(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
 def fig3_heatmaps(

@@ -5,6 +5,7 @@ Layout of a store directory::
     runs/<run_id>.h5         one finished run: its config (JSON) and its result tree
     checkpoints/<run_id>.h5  the run's trained network (spikemod.checkpoint), when the sweep keeps them
     failures/<run_id>.json   the last failure of a run not (yet) finished: config, error, log path
+    <name>/<run_id>.h5       a measurement made later on the run's stored network (e.g. test_onsets)
     index.json               summary derived from runs/ (a cache: delete it at will)
 
 A run file is written under a temporary name in ``runs/`` and moved into place with
@@ -131,6 +132,27 @@ class ResultStore:
                 write_tree(f, result)
         self.failure_path(key).unlink(missing_ok=True)
         return self.path(key)
+
+    def measurement_path(self, name: str, key: str) -> Path:
+        """File of the measurement ``name`` made later on run ``key``'s stored network."""
+        return self.root / name / f"{key}{_SUFFIX}"
+
+    def write_measurement(self, name: str, key: str, tree: Dict[str, Any]) -> Path:
+        """Store a later measurement of run ``key`` atomically (``<store>/<name>/<key>.h5``)."""
+        path = self.measurement_path(name, key)
+        with _atomic(path) as temporary:
+            with h5py.File(temporary, "w", locking=False) as f:
+                f.attrs["run_id"] = key
+                write_tree(f, tree)
+        return path
+
+    def measurements(self, name: str) -> Dict[str, Dict[str, Any]]:
+        """Every stored measurement ``name``, by run id."""
+        found = {}
+        for key in sorted(_stored(self.root / name)):
+            with h5py.File(self.measurement_path(name, key), "r", locking=False) as f:
+                found[key] = read_tree(f)
+        return found
 
     def write_checkpoint(self, config: RunConfig, model: "ModularNetwork", history: Dict[str, Any]) -> Path:
         """Store a run's trained network atomically, as :func:`~spikemod.checkpoint.save_checkpoint`

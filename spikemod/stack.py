@@ -63,7 +63,7 @@ class NetworkStack(nn.Module):
         self.spiking, self.spike_fn = first.spiking, first.spike_fn
         base = first.readout_parameters()
         self.readout_form = dict(
-            n_heads=base.n_heads, n_classes=base.n_classes, shared=base.shared, leak=base.leak, counts=base.counts
+            n_heads=base.n_heads, n_classes=base.n_classes, scheme=base.scheme, leak=base.leak, counts=base.counts
         )
         self.names = [name for name, _ in first.named_parameters()]
         self.separate_input = first.config.input_scheme == "separate"
@@ -85,6 +85,8 @@ class NetworkStack(nn.Module):
             self.register_buffer("pairs", first.interconnect.pairs)
         else:
             self.register_buffer("fixed_masks", torch.stack([m.fixed_recurrent_mask for m in models]))
+        if "b" not in self.names:  # no hidden bias: a constant zero
+            self.register_buffer("zero_bias", torch.zeros(self.n_networks, self.n_total))
         if first.spiking:
             for name in ("beta", "threshold"):
                 if f"lif.{name}" not in self.names:  # fixed: one value per network
@@ -156,7 +158,11 @@ class NetworkStack(nn.Module):
                 eligible=None if self.cap is None else self.eligible_sources(),
                 cap=self.cap,
             )
-        return dynamics.Population(w_rec, self.param("b"), self.n_modules, onset=self.onset, **spiking)
+        return dynamics.Population(w_rec, self.hidden_bias(), self.n_modules, onset=self.onset, **spiking)
+
+    def hidden_bias(self) -> torch.Tensor:
+        """The recurrent bias b [K, N] (zero without a hidden bias)."""
+        return self.param("b") if "b" in self.names else self.zero_bias
 
     def readout_parameters(self) -> dynamics.Readout:
         """The K readouts as a :class:`~spikemod.dynamics.Readout`."""
@@ -181,7 +187,7 @@ class NetworkStack(nn.Module):
         current = dynamics.input_current(
             self.input_weight(), x[:1] if static else x, self.config.input_scheme, self.slot_of_module
         )
-        drive = current + self.param("b")[:, None]
+        drive = current + self.hidden_bias()[:, None]
         drives = [drive[0]] * n_steps if static else list(drive)
         ran = dynamics.run(self.population(), drives, last_only=last_only and not self.spiking)
         logits, module_logits, _ = dynamics.read_out(self.readout_parameters(), ran.states, self.n_modules, last_only)

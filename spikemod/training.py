@@ -13,7 +13,8 @@ parameters train with Adadelta or AdamW; Deep-R connections with their own Adam
 (:class:`~spikemod.deepr.DeepR`, random-walk temperature deep_r_noise·(1 - p)). After every epoch
 each network is evaluated on its test pairs (the ``inputs/test`` stream of :mod:`spikemod.seeding`,
 the inputs its metrics and resource counts see too); the state with the best mean test accuracy is
-kept, and a network stops early once every head reaches ``target_accuracy``. Same config and seed
+kept (or the final one, ``TrainConfig.keep``), and a network stops early once every head reaches
+``target_accuracy``. With ``drop_last`` a last training batch smaller than the batch size is skipped. Same config and seed
 give the same numbers on the same machine and library build. With structured input noise, a final
 batch smaller than the noise's ``noise_samples`` is skipped (the noise averages that many samples).
 
@@ -64,13 +65,13 @@ class TrainingDivergedError(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """The trained model (best state), its history and its test accuracy per head [H].
+    """The trained model (the kept state), its history and its test accuracy per head [H].
 
     ``history`` holds one entry per epoch of ``train_loss``, ``train_accuracy`` [H], ``test_loss``,
     ``test_accuracy`` [H], ``samples_per_second`` (this network's training samples per second of
     wall time; K networks trained together advance together) and, spiking only,
     ``test_cross_spikes`` [M, M] (spikes crossing from module j to i per test sample and step);
-    ``best_epoch`` is [index of the kept epoch].
+    ``best_epoch`` is [index of the kept epoch] (the best one, or the last with ``keep="final"``).
     """
 
     model: ModularNetwork
@@ -274,7 +275,7 @@ def train(config: Sequence[RunConfig], progress: bool = ..., device: str = ...) 
 
 def train(config: Union[RunConfig, Sequence[RunConfig]], progress: bool = True, device: str = "cpu"):
     """Train the network of ``config``, or the networks of a list of configs together (one result
-    per config, in the given order): the best state, its history and test accuracy.
+    per config, in the given order): the kept state, its history and test accuracy.
 
     ``device``: where the networks train (``cpu`` or ``cuda``); the random draws stay on the CPU
     and the returned models are on the CPU.
@@ -312,6 +313,11 @@ def _train(configs: List[RunConfig], progress: bool, device: torch.device) -> Li
                 f"structured noise averages {first.task.noise_samples} samples of a batch, but a batch "
                 f"holds at most {min(first.train.batch_size, len(split))}; use more pairs or a larger batch"
             )
+    if first.train.drop_last and len(train_sets[0]) < first.train.batch_size:
+        raise ConfigError(
+            f"train.drop_last skips batches smaller than {first.train.batch_size}, but there are only "
+            f"{len(train_sets[0])} training pairs: use more pairs, a smaller batch, or drop_last false"
+        )
     n_pixels = train_sets[0].image_sets[0].images.shape[1]
     models = [build_model(c, n_inputs=n_pixels, n_classes=train_sets[0].n_classes) for c in configs]
     stack = NetworkStack(models).to(device)
@@ -325,10 +331,12 @@ def _train(configs: List[RunConfig], progress: bool, device: torch.device) -> Li
     keys = ["train_loss", "train_accuracy", "test_loss", "test_accuracy", "samples_per_second"]
     keys += ["test_cross_spikes"] if stack.spiking else []
     histories = [{key: [] for key in keys} for _ in range(k)]
-    best = [(-1.0, None, 0)] * k  # (accuracy, state, epoch)
+    kept = [(-1.0, None, 0)] * k  # (accuracy, state, epoch)
+    keep_final = first.train.keep == "final"
     running = list(range(k))  # networks not stopped early
     batch_size = first.train.batch_size
-    n_batches = -(-len(train_sets[0]) // batch_size)
+    drop_last = first.train.drop_last
+    n_batches = len(train_sets[0]) // batch_size if drop_last else -(-len(train_sets[0]) // batch_size)
     for epoch in range(first.train.epochs):
         stack.train()
         loss_sum, correct, seen = torch.zeros(k, dtype=torch.float64, device=device), 0.0, 0
@@ -336,7 +344,7 @@ def _train(configs: List[RunConfig], progress: bool, device: torch.device) -> Li
         bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{first.train.epochs}", disable=not progress, leave=False)
         for index, (images, targets) in enumerate(_batches(train_sets, batch_size, shuffles)):
             size = targets.shape[1]
-            if not noise_fits(size, first):
+            if not noise_fits(size, first) or (drop_last and size < batch_size):
                 continue
             x, static = _stacked_input(images, inputs, noises, device)
             targets = targets.repeat_interleave(per_input, dim=0).to(device)
@@ -377,8 +385,8 @@ def _train(configs: List[RunConfig], progress: bool, device: torch.device) -> Li
             if stack.spiking:
                 h["test_cross_spikes"].append(test["cross_spikes"][i].tolist())
             mean_accuracy = test["accuracy"][i].mean().item()
-            if mean_accuracy > best[i][0]:
-                best[i] = (mean_accuracy, stack.network_state(i), epoch)
+            if keep_final or mean_accuracy > kept[i][0]:
+                kept[i] = (mean_accuracy, stack.network_state(i), epoch)
             target = configs[i].train.target_accuracy
             if target is not None and bool((test["accuracy"][i] >= target).all()):
                 running.remove(i)
@@ -389,7 +397,7 @@ def _train(configs: List[RunConfig], progress: bool, device: torch.device) -> Li
             break
 
     results = {}  # by position in the given configs
-    for i, model, history, (_, state, best_epoch) in zip(order, models, histories, best):
+    for i, model, history, (_, state, best_epoch) in zip(order, models, histories, kept):
         with torch.no_grad():
             for name, parameter in model.named_parameters():
                 parameter.copy_(state[name])

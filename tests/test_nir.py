@@ -84,6 +84,7 @@ NETWORKS = {
     "count-readout-fused-input": dict(p=0.2, spike_readout="count", input_scheme="fused"),
     "shared-count-readout": dict(n_neurons=6, p=0.5, spike_readout="count", readout_scheme="shared"),
     "deep-r-shared-input": dict(p=0.3, deep_r=True, input_scheme="shared", learn_beta=True),
+    "concat-readout-no-bias": dict(p=0.2, readout_scheme="concat", hidden_bias=False, learn_threshold=True),
 }
 
 

@@ -23,11 +23,14 @@ from .scores import MetricScores
 __all__ = ["ablation_metric"]
 
 
-def ablation_metric(readouts: Readouts, test: FeatureSet, steps: np.ndarray) -> MetricScores:
-    """M(m, k) = 1 + b − A(m, k), with A the all-modules readout's accuracy when module m is zeroed.
+def ablation_metric(readouts: Readouts, test: FeatureSet, steps: np.ndarray, score: str = "lost") -> MetricScores:
+    """M(m, k) = 1 + b − A(m, k) (``score`` ``lost``) or A(m, k) itself (``remaining``, the
+    reference's), with A the all-modules readout's accuracy when module m is zeroed.
 
     ``details``: ``ablated_accuracy`` A [T, M, K] and ``all_modules_accuracy`` [T, K].
     """
+    if score not in ("lost", "remaining"):
+        raise ValueError(f"unknown ablation score {score!r}: use 'lost' or 'remaining'")
     n_modules = test.n_modules
     keep = 1.0 - torch.eye(n_modules).repeat_interleave(test.features.shape[3], dim=1)  # [M, D]
     x = test.features.flatten(2)  # [T, B, D]
@@ -37,4 +40,5 @@ def ablation_metric(readouts: Readouts, test: FeatureSet, steps: np.ndarray) -> 
     ablated = ablated[:, 0].permute(2, 0, 1).numpy()  # [T, M, K]
     chance = 1.0 / test.n_classes
     details = {"ablated_accuracy": ablated, "all_modules_accuracy": full.T.numpy()}
-    return MetricScores("ablation", 1.0 + chance - ablated, chance, steps, details)
+    raw = 1.0 + chance - ablated if score == "lost" else ablated
+    return MetricScores("ablation", raw, chance, steps, details)

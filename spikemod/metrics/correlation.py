@@ -7,6 +7,14 @@ re-running the network). M(m, k) is the mean, over samples, of the similarity be
 feature vectors of i and j; b(m) is the same mean over random pairs (j ≠ i uniform). Then
 M̄ = clip((M − b) / (1 − b), 0, 1).
 
+The reference code's procedure (``MetricConfig.correlation_procedure`` ``reshuffled``,
+:func:`reshuffled_correlation_metric`) re-runs the network instead: for digit k, the other digit's
+slot of a test batch is replaced by a random permutation of the batch's, the samples are grouped by
+digit k's class, and each sample is paired with a derangement of its group; a group's mean
+correlation counts once, whatever its size. b is the mean correlation of a derangement of the
+unmodified batch. At c > 0 this breaks the digits' covariance; the matched pairs stay in the data's
+distribution.
+
 Similarities: ``pearson``, the Pearson correlation of the two vectors over their F entries
 (pairs where either vector is constant are left out of the mean), or ``cka``, linear CKA
 (Kornblith et al. 2019) between the [B, F] matrices of samples and of their partners, a similarity
@@ -15,13 +23,26 @@ in [0, 1] (the "Extreme sparsity" appendix plots 1 − CKA as a distance).
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 import torch
 
-from .features import FeatureSet
+from ..config import RunConfig
+from ..task import network_input, noise_fits
+from .features import FeatureSet, output_features
 from .scores import MetricScores
 
-__all__ = ["matched_partners", "random_partners", "pearson_similarity", "cka_similarity", "correlation_metric"]
+__all__ = [
+    "matched_partners",
+    "random_partners",
+    "derangement",
+    "class_group_similarity",
+    "pearson_similarity",
+    "cka_similarity",
+    "correlation_metric",
+    "reshuffled_correlation_metric",
+]
 
 
 def matched_partners(digits: torch.Tensor, k: int, n_classes: int, generator: torch.Generator) -> torch.Tensor:
@@ -114,3 +135,84 @@ def correlation_metric(
     base = similarity(features.features, random_partners(features.n_samples, generator))  # [T, M]
     base = base.numpy()
     return MetricScores("correlation", raw.numpy(), base[..., None], steps, {"base": base})
+
+
+def derangement(n: int, generator: torch.Generator) -> torch.Tensor:
+    """A uniformly random permutation of range(n) without fixed points (n >= 2), by rejection
+    (about e draws on average)."""
+    if n < 2:
+        raise ValueError(f"a derangement needs at least 2 elements, got {n}")
+    identity = torch.arange(n)
+    while True:
+        permutation = torch.randperm(n, generator=generator)
+        if not bool((permutation == identity).any()):
+            return permutation
+
+
+def class_group_similarity(features: torch.Tensor, classes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mean over the class groups (each group once) of the mean Pearson correlation [T, M] between
+    each member and a derangement of its group; groups of one sample are left out."""
+    groups = []
+    for c in classes.unique().tolist():
+        members = (classes == c).nonzero()[:, 0]
+        if len(members) < 2:
+            continue
+        partner = torch.full((len(classes),), -1)
+        partner[members] = members[derangement(len(members), generator)]
+        groups.append(pearson_similarity(features, partner))
+    return torch.stack(groups).mean(0)
+
+
+@torch.no_grad()
+def reshuffled_correlation_metric(
+    model: torch.nn.Module,
+    dataset,
+    config: RunConfig,
+    inputs: torch.Generator,
+    pairs: torch.Generator,
+    steps: np.ndarray,
+) -> Tuple[MetricScores, str]:
+    """The reference code's correlation (see the module docs) on the first
+    ``config.metrics.correlation_batches`` test batches of ``config.train.batch_size`` pairs of
+    ``dataset`` (a :class:`~spikemod.task.PairDataset`): per batch, M(m, k) and b(m) as described,
+    then their means over batches. ``inputs`` draws the input noise, ``pairs`` the permutations.
+    Returns the scores (``details``: ``base`` b [T, M]) and the kind of features correlated.
+    """
+    rows = torch.as_tensor(steps - 1)
+    source = config.metrics.feature_source
+    n_batches = config.metrics.correlation_batches
+    was_training = model.training
+    model.eval()
+
+    kind = "unspecified"
+
+    def features(x: torch.Tensor, static: bool) -> torch.Tensor:
+        nonlocal kind
+        output = model(x.to(model.device), static=static).to("cpu")
+        values, kind = output_features(output, config, source)
+        return values[rows]
+
+    raw, base = [], []
+    try:
+        for batch in dataset.batches(config.train.batch_size):
+            if n_batches is not None and len(raw) == n_batches:
+                break
+            size = len(batch.digits)
+            if size < 2 or not noise_fits(size, config):
+                continue
+            x, static = network_input(batch.images, config, inputs)
+            base.append(pearson_similarity(features(x, static), derangement(size, pairs)))
+            per_digit = []
+            for k in range(batch.digits.shape[1]):
+                other = 1 - k
+                mixed = x.clone()
+                mixed[:, :, other] = x[:, torch.randperm(size, generator=pairs), other]
+                per_digit.append(class_group_similarity(features(mixed, static), batch.digits[:, k], pairs))
+            raw.append(torch.stack(per_digit, -1))  # [T, M, K]
+    finally:
+        model.train(was_training)
+    if not raw:
+        raise ValueError("the reshuffled correlation needs at least one test batch of 2 or more pairs")
+    mean_base = torch.stack(base).mean(0).numpy()  # [T, M]
+    scores = MetricScores("correlation", torch.stack(raw).mean(0).numpy(), mean_base[..., None], steps, {"base": mean_base})
+    return scores, kind

@@ -3,7 +3,9 @@
 The network is frozen. For every subset of modules (each module alone, then all modules together),
 every digit k and every time step t, a fresh Linear -> ReLU -> Linear readout is trained to
 classify digit k from the subset's features at step t. M(m, k) is the held-out accuracy of module
-m's readout; b is chance, 1 / number of classes.
+m's readout; b is chance, 1 / number of classes. With ``MetricConfig.readout_time`` ``shared`` (the
+reference code's), one readout per (subset, digit) serves every step: it trains on the sum of the
+per-step losses and is scored at each step.
 
 All (subset × digit × step) readouts are trained at once as one batched model: their weights are
 stacked along leading axes and applied with one broadcast matrix product. A readout for a single
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -28,7 +31,7 @@ from ..config import MetricConfig
 from .features import FeatureSet
 from .scores import MetricScores
 
-__all__ = ["Readouts", "train_readouts", "retraining_metric", "EVAL_CHUNK"]
+__all__ = ["Readouts", "readout_loss", "train_readouts", "retraining_metric", "EVAL_CHUNK"]
 
 #: Samples per chunk when evaluating readouts, to bound memory on large test sets.
 EVAL_CHUNK = 4096
@@ -36,7 +39,7 @@ EVAL_CHUNK = 4096
 
 @dataclass
 class Readouts:
-    """Stacked readouts for S subsets × K digits × T steps.
+    """Stacked readouts for S subsets × K digits × T steps (T = 1: one readout for every step).
 
     ``w1`` [S, K, T, D, H], ``b1`` [S, K, T, 1, H], ``w2`` [S, K, T, H, C], ``b2`` [S, K, T, 1, C]
     and the subset input masks ``masks`` [S, D] (D = M·F, module-major). Subset s < M is module s
@@ -96,14 +99,29 @@ def _flat(features: FeatureSet) -> torch.Tensor:
     return features.features.flatten(2)  # [T, B, M·F], module-major
 
 
+def readout_loss(readouts: Readouts, x: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
+    """Σ over readouts (subset, digit, step) of the batch-mean cross-entropy of digit k, for
+    features x [T, B, D] and digits [B, K]. A time-shared readout (T = 1 in ``readouts``) is applied
+    at every step, so its term is the sum of its per-step losses."""
+    logits = readouts.logits(x)  # [S, K, T, B, C]
+    target = digits.T.view(1, -1, 1, len(digits)).expand(logits.shape[:-1])
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="sum")
+    return loss / len(digits)
+
+
 def train_readouts(
-    train: FeatureSet, test: FeatureSet, config: MetricConfig, generator: torch.Generator
+    train: Union[FeatureSet, Sequence[FeatureSet]], test: FeatureSet, config: MetricConfig, generator: torch.Generator
 ) -> tuple[Readouts, torch.Tensor]:
-    """Train all readouts on ``train``; return them and their held-out accuracy [S, K, T] on ``test``."""
-    _check_pair(train, test)
-    x_train, x_test = _flat(train), _flat(test)
+    """Train all readouts on ``train`` (or in epoch e on ``train[e mod len(train)]``: the same pairs
+    with fresh input noise); return them and their held-out accuracy [S, K, T] on ``test``."""
+    epochs = [train] if isinstance(train, FeatureSet) else list(train)
+    for features in epochs:
+        _check_pair(features, test)
+    train = epochs[0]
+    x_test = _flat(test)
+    time_shared = config.readout_time == "shared"
     readouts = Readouts.initialise(
-        train.n_modules, train.features.shape[3], train.n_digits, train.n_steps,
+        train.n_modules, train.features.shape[3], train.n_digits, 1 if time_shared else train.n_steps,
         config.readout_hidden, train.n_classes, generator,
     )
     params = readouts.parameters()
@@ -111,21 +129,20 @@ def train_readouts(
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=config.readout_lr, weight_decay=config.readout_weight_decay)
     kept = [p.detach().clone() for p in params]
-    stopped = torch.zeros(readouts.w1.shape[:3], dtype=torch.bool)
-    n_classes = train.n_classes
-    accuracy = torch.zeros(stopped.shape, dtype=torch.float64)
-    for _ in range(config.readout_epochs):
+    stopped = torch.zeros(readouts.w1.shape[:3], dtype=torch.bool)  # [S, K, T or 1]
+    accuracy = torch.zeros(stopped.shape[:2] + (train.n_steps,), dtype=torch.float64)
+    for epoch in range(config.readout_epochs):
+        x_train = _flat(epochs[epoch % len(epochs)])
         order = torch.randperm(train.n_samples, generator=generator)
         for start in range(0, train.n_samples, config.readout_batch_size):
             rows = order[start : start + config.readout_batch_size]
-            logits = readouts.logits(x_train[:, rows])  # [S, K, T, B, C]
-            target = train.digits[rows].T.view(1, -1, 1, len(rows)).expand(logits.shape[:-1])
-            loss = F.cross_entropy(logits.reshape(-1, n_classes), target.reshape(-1), reduction="sum")
+            loss = readout_loss(readouts, x_train[:, rows], train.digits[rows])
             optimizer.zero_grad(set_to_none=True)
-            (loss / len(rows)).backward()
+            loss.backward()
             optimizer.step()
         accuracy = torch.where(stopped, accuracy, readouts.accuracy(x_test, test.digits))
-        newly = (accuracy >= config.readout_stop_accuracy) & ~stopped
+        reached = accuracy >= config.readout_stop_accuracy
+        newly = (reached.all(dim=2, keepdim=True) if time_shared else reached) & ~stopped
         for p, k in zip(params, kept):
             k[newly] = p.detach()[newly]
         stopped |= newly
@@ -139,7 +156,7 @@ def train_readouts(
 
 
 def retraining_metric(
-    train: FeatureSet, test: FeatureSet, config: MetricConfig, generator: torch.Generator, steps: np.ndarray
+    train: Union[FeatureSet, Sequence[FeatureSet]], test: FeatureSet, config: MetricConfig, generator: torch.Generator, steps: np.ndarray
 ) -> tuple[MetricScores, Readouts]:
     """M(m, k) = held-out accuracy of a readout trained on module m alone for digit k, per step.
 
@@ -149,7 +166,7 @@ def retraining_metric(
     readouts, accuracy = train_readouts(train, test, config, generator)
     per_module = accuracy[:-1].permute(2, 0, 1).numpy()  # [T, M, K]
     details = {"all_modules_accuracy": accuracy[-1].T.numpy()}
-    scores = MetricScores("retraining", per_module, 1.0 / train.n_classes, steps, details)
+    scores = MetricScores("retraining", per_module, 1.0 / test.n_classes, steps, details)
     return scores, readouts
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import h5py
 import numpy as np
@@ -25,10 +25,10 @@ from ..config import MetricConfig, RunConfig
 from ..modularity import Modularity, network_modularity
 from ..h5tree import read_tree, write_tree
 from .ablation import ablation_metric
-from .correlation import correlation_metric
+from .correlation import correlation_metric, reshuffled_correlation_metric
 from .features import FeatureSet, extract_features
-from .retraining import retraining_metric
-from .scores import MetricScores
+from .retraining import retraining_metric, train_readouts
+from .scores import UNIT, MetricScores, scoring
 from .weight_mask import weight_mask_metric
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "measure",
     "measure_features",
     "measure_onset_pairs",
+    "measure_test_onsets",
     "measure_checkpoint",
     "RESULTS_GROUP",
 ]
@@ -125,6 +126,8 @@ class SpecializationResult:
                 "normalised": scores.normalised,
                 "extreme_sparsity": scores.extreme_sparsity,
                 "details": dict(scores.details),
+                "form": scores.form,
+                "clip": None if scores.clip is None else np.array(scores.clip),
             }
         return tree
 
@@ -143,46 +146,71 @@ class SpecializationResult:
                 raise ValueError(f"{path} has no group '{group}'; run `spikemod measure` to create it")
             tree = read_tree(f[group])
         steps = np.atleast_1d(tree["steps"])
-        metrics = {
-            name: MetricScores(name, tree[name]["raw"], tree[name]["base"], steps, tree[name]["details"])
-            for name in np.atleast_1d(tree["metric_names"]).tolist()
-        }
+        metrics = {name: _scores(name, tree[name], steps) for name in np.atleast_1d(tree["metric_names"]).tolist()}
         modularity = Modularity(**tree["modularity"]) if "modularity" in tree else None
         config = RunConfig.from_json(tree["config"]) if tree["config"] is not None else None
         return cls(metrics, steps, int(tree["seed"]), tree["features"], modularity, config)
 
 
+def _scores(name: str, tree: Dict[str, Any], steps: np.ndarray) -> MetricScores:
+    """A metric's scores from its stored tree (stores written before ``form`` and ``clip`` existed
+    hold the difference form and the unit clip)."""
+    clip = tree.get("clip", np.array(UNIT))
+    return MetricScores(
+        name, tree["raw"], tree["base"], steps, tree["details"],
+        form=tree.get("form", "difference"), clip=None if clip is None else tuple(float(v) for v in clip),
+    )
+
+
 def measure_features(
-    train: FeatureSet, test: FeatureSet, config: MetricConfig, seed: int = 0
+    train: Union[FeatureSet, Sequence[FeatureSet]], test: FeatureSet, config: MetricConfig, seed: int = 0
 ) -> SpecializationResult:
     """Run the feature-based metrics (retraining, ablation, correlation) of ``config.metrics``.
 
-    Readouts train on ``train`` and are scored on ``test``; the correlation metric uses ``test``.
-    With ``config.per_step`` False only the last step is measured. The weight-mask metric needs
-    the network itself: use :func:`measure`.
+    Readouts train on ``train`` (or on ``train[e]`` in epoch e: features of fresh input noise per
+    epoch) and are scored on ``test``; the correlation metric uses ``test``. With
+    ``config.per_step`` False only the last step is measured. The weight-mask metric and the
+    reshuffled correlation need the network itself: use :func:`measure`.
     """
     if "weight_mask" in config.metrics:
         raise ValueError(
             "the weight_mask metric retrains masks on the network's own weights, which features do "
             "not carry; use measure(model, ...) or drop 'weight_mask' from MetricConfig.metrics"
         )
-    if train.n_digits != 2 or test.n_digits != 2:
+    if "correlation" in config.metrics and config.correlation_procedure == "reshuffled":
+        raise ValueError(
+            "the reshuffled correlation re-runs the network on reshuffled inputs, which features do not "
+            "allow; use measure(model, ...) or MetricConfig.correlation_procedure = 'matched'"
+        )
+    epochs = [train] if isinstance(train, FeatureSet) else list(train)
+    if any(t.n_digits != 2 for t in epochs) or test.n_digits != 2:
         raise ValueError("the specialization scores compare two digits: digits must be [B, 2]")
     steps = measured_steps(test.n_steps, config.per_step)
     rows = torch.as_tensor(steps - 1)
-    train, test = train.at_steps(rows), test.at_steps(rows)
+    train, test = [t.at_steps(rows) for t in epochs], test.at_steps(rows)
     metrics: Dict[str, MetricScores] = {}
     if "retraining" in config.metrics or "ablation" in config.metrics:
         retraining, readouts = retraining_metric(train, test, config, seeding.generator(seed, "readouts"), steps)
         if "retraining" in config.metrics:
             metrics["retraining"] = retraining
         if "ablation" in config.metrics:
-            metrics["ablation"] = ablation_metric(readouts, test, steps)
+            metrics["ablation"] = ablation_metric(readouts, test, steps, config.ablation_score)
     if "correlation" in config.metrics:
         metrics["correlation"] = correlation_metric(
             test, config.correlation, seeding.generator(seed, "correlation"), steps
         )
-    return SpecializationResult(metrics, steps, seed, test.kind)
+    return _scored(metrics, steps, seed, test.kind, config)
+
+
+def _scored(
+    metrics: Dict[str, MetricScores], steps: np.ndarray, seed: int, kind: str, config: MetricConfig
+) -> SpecializationResult:
+    """The result with each metric's module score and clip from ``config`` (:func:`.scores.scoring`)."""
+    metrics = {
+        name: dataclasses.replace(scores, **scoring(config.module_score, config.clip_correlation, name))
+        for name, scores in metrics.items()
+    }
+    return SpecializationResult(metrics, steps, seed, kind)
 
 
 def measure(
@@ -206,20 +234,31 @@ def measure(
             "(load_checkpoint returns both)"
         )
     metric_cfg = config.metrics
-    feature_metrics = metric_cfg.feature_metrics
+    reshuffled = "correlation" in metric_cfg.metrics and metric_cfg.correlation_procedure == "reshuffled"
+    feature_metrics = tuple(m for m in metric_cfg.feature_metrics if not (reshuffled and m == "correlation"))
     metrics: Dict[str, MetricScores] = {}
     kind = "none"
+    steps = measured_steps(config.n_steps, metric_cfg.per_step)
     if feature_metrics:
-        train_features, test_features = (
-            extract_features(model, data, config, seeding.generator(seed, seeding.inputs_purpose(train)))
-            for data, train in ((train_data, True), (test_data, False))
-        )
+        train_inputs = seeding.generator(seed, seeding.inputs_purpose(True))
+        draws = metric_cfg.readout_epochs if metric_cfg.readout_noise == "fresh" else 1
+        train_features = [extract_features(model, train_data, config, train_inputs) for _ in range(draws)]
+        test_features = extract_features(model, test_data, config, seeding.generator(seed, seeding.inputs_purpose(False)))
         measured = measure_features(
             train_features, test_features, dataclasses.replace(metric_cfg, metrics=feature_metrics), seed
         )
         metrics.update(measured.metrics)
         kind = measured.features
-    steps = measured_steps(config.n_steps, metric_cfg.per_step)
+    if reshuffled:
+        metrics["correlation"], kind = reshuffled_correlation_metric(
+            model,
+            test_data,
+            config,
+            seeding.generator(seed, seeding.inputs_purpose(False)),
+            seeding.generator(seed, "correlation"),
+            steps,
+        )
+        metrics = _scored(metrics, steps, seed, kind, metric_cfg).metrics
     if "weight_mask" in metric_cfg.metrics:
         metrics["weight_mask"] = weight_mask_metric(
             model, train_data, test_data, config, seeding.generator(seed, "weight-mask"), steps
@@ -243,6 +282,45 @@ def measure_onset_pairs(
             task={"onsets": pair}, metrics={"metrics": feature_metrics, "onset_pairs": ()}
         )
         results[f"{pair[0]}-{pair[1]}"] = measure(model, train_data, test_data, pair_config, seed)
+    return results
+
+
+def measure_test_onsets(
+    model: torch.nn.Module,
+    train_data,
+    test_data,
+    config: RunConfig,
+    pairs: Sequence[Tuple[int, int]],
+    seed: Optional[int] = None,
+) -> Dict[str, MetricScores]:
+    """Fig. 4C as the reference code measures it: onsets at test only.
+
+    The retraining readouts are trained once on the run's own inputs (``config``, as
+    :func:`measure` trains them) and then scored on test inputs whose digits switch on at each
+    onset pair (t0, t1) of ``pairs`` (1-based steps in 2..T−1, noise before the onset as with
+    random onsets). M(m, k) is the raw accuracy of module m's readout for digit k (base 0, so M̄ =
+    M), scored with the config's module score (the reference: the ratio). Keyed ``"t0-t1"``.
+    """
+    seed = config.seed if seed is None else seed
+    metric_cfg = config.metrics
+    steps = measured_steps(config.n_steps, metric_cfg.per_step)
+    rows = torch.as_tensor(steps - 1)
+    train_inputs = seeding.generator(seed, seeding.inputs_purpose(True))
+    draws = metric_cfg.readout_epochs if metric_cfg.readout_noise == "fresh" else 1
+    train = [extract_features(model, train_data, config, train_inputs).at_steps(rows) for _ in range(draws)]
+    plain_test = extract_features(model, test_data, config, seeding.generator(seed, seeding.inputs_purpose(False)))
+    readouts, _ = train_readouts(train, plain_test.at_steps(rows), metric_cfg, seeding.generator(seed, "readouts"))
+    form = scoring(metric_cfg.module_score, metric_cfg.clip_correlation, "retraining")
+    results = {}
+    for pair in pairs:
+        onset_config = config.replace(task={"random_onset": True, "onsets": tuple(pair)})
+        test = extract_features(
+            model, test_data, onset_config, seeding.generator(seed, seeding.inputs_purpose(False))
+        ).at_steps(rows)
+        accuracy = readouts.accuracy(test.features.flatten(2), test.digits)  # [S, K, T]
+        raw = accuracy[:-1].permute(2, 0, 1).numpy()  # [T, M, K]
+        details = {"all_modules_accuracy": accuracy[-1].T.numpy()}
+        results[f"{pair[0]}-{pair[1]}"] = MetricScores("retraining", raw, 0.0, steps, details, **form)
     return results
 
 

@@ -64,7 +64,7 @@ def parameter_owners(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
         elif name == "b":
             owners[name] = neuron_module.clone()
         elif name in ("bottleneck.weight", "bottleneck.bias") or (
-            name in ("readout.weight", "readout.bias") and model.config.readout_scheme == "separate"
+            name in ("readout.weight", "readout.bias") and model.config.readout_scheme in ("separate", "concat")
         ):  # one layer per module: [M, out, in] and [M, out]
             owners[name] = torch.arange(m).view((m,) + (1,) * (param.ndim - 1)).expand(param.shape).clone()
         elif name == "readout.weight":  # shared readout [outputs, M·features]

@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from spikemod.config import LOSSES, ConfigError, DataConfig, MetricConfig, ModelConfig, RunConfig, TrainConfig
+from spikemod.config import LOSSES, PRESETS, ConfigError, RunConfig
 from spikemod.data import DataUnavailableError, load_image_sets
 from spikemod.executors import run_local
+from spikemod.presets import with_preset
 from spikemod.identity import config_overrides
 from spikemod.training import check_device
 from spikemod.results import ResultStore
@@ -66,6 +67,13 @@ def make_parser(description: str, name: str, quick_seeds: int = 2) -> argparse.A
         "default) or marginal (trains faster); a non-default loss gets its own store, -<loss> appended",
     )
     parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="default",
+        help="default (spikemod's choices) or reference (the papers' code item by item, "
+        "spikemod.presets; its own store, -reference appended)",
+    )
+    parser.add_argument(
         "--keep-checkpoints",
         action="store_true",
         help="also store each run's trained network (STORE/checkpoints/RUN_ID.h5, for spikemod export); "
@@ -90,13 +98,14 @@ def dataset(args: argparse.Namespace) -> str:
 def store_path(args: argparse.Namespace) -> Path:
     """The results store of this invocation: ``results/<name>`` in full mode, ``<name>-quick`` with
     --quick, each with ``-<dataset>`` appended when the data set is not the mode's default and
-    ``-<loss>`` for a non-default loss, so that runs of different modes never share a store (and a
-    figure)."""
+    ``-<loss>`` for a non-default loss and ``-reference`` for the reference preset, so that runs of
+    different modes never share a store (and a figure)."""
     if args.store is not None:
         return args.store
     default = "digits" if args.quick else "mnist"
     suffix = ("-quick" if args.quick else "") + ("" if dataset(args) == default else f"-{dataset(args)}")
     suffix += "" if args.loss == "deciding" else f"-{args.loss}"
+    suffix += "" if args.preset == "default" else f"-{args.preset}"
     return RESULTS / f"{args.name}{suffix}"
 
 
@@ -108,33 +117,35 @@ def seeds(args: argparse.Namespace) -> List[int]:
 
 
 def base_config(args: argparse.Namespace, n_neurons_full: int = 25, n_neurons_quick: int = 10) -> RunConfig:
-    """The papers' settings (full MNIST pairs, n = 25, 5 epochs), or the quick smoke settings.
+    """The preset's settings (``--preset``; default: full MNIST pairs, n = 25, 5 epochs; reference:
+    30 epochs and the rest of :mod:`spikemod.presets`), or the quick smoke settings.
 
     Quick: n = 10 and short readout training, on scikit-learn's digits resized to 28x28 (offline;
     3 epochs with batches of 64) or, with ``--dataset mnist``, on 10,000 MNIST training pairs
-    (2,000 test pairs, 2 epochs).
+    (2,000 test pairs, 2 epochs); these budgets replace the preset's.
     """
     names = METRICS + (("weight_mask",) if args.weight_masks else ())
     data_root = args.data_root if dataset(args) == "mnist" else None
+    start = with_preset(RunConfig(), args.preset)
     if not args.quick:
-        return RunConfig(
-            data=DataConfig(dataset=dataset(args), data_root=data_root),
-            model=ModelConfig(n_neurons=n_neurons_full),
-            train=TrainConfig(epochs=5, loss=args.loss),
-            metrics=MetricConfig(metrics=names),
+        return start.replace(
+            data={"dataset": dataset(args), "data_root": data_root},
+            model={"n_neurons": n_neurons_full},
+            train={"loss": args.loss},
+            metrics={"metrics": names},
         )
     if dataset(args) == "digits":
-        return RunConfig(
-            data=DataConfig(dataset="digits"),
-            model=ModelConfig(n_neurons=n_neurons_quick),
-            train=TrainConfig(epochs=3, batch_size=64, loss=args.loss),
-            metrics=MetricConfig(metrics=names, readout_epochs=2, readout_batch_size=64),
+        return start.replace(
+            data={"dataset": "digits"},
+            model={"n_neurons": n_neurons_quick},
+            train={"epochs": 3, "batch_size": 64, "loss": args.loss},
+            metrics={"metrics": names, "readout_epochs": 2, "readout_batch_size": 64},
         )
-    return RunConfig(
-        data=DataConfig(dataset="mnist", data_root=data_root, n_train=10_000, n_test=2_000),
-        model=ModelConfig(n_neurons=n_neurons_quick),
-        train=TrainConfig(epochs=2, loss=args.loss),
-        metrics=MetricConfig(metrics=names, readout_epochs=2),
+    return start.replace(
+        data={"dataset": "mnist", "data_root": data_root, "n_train": 10_000, "n_test": 2_000},
+        model={"n_neurons": n_neurons_quick},
+        train={"epochs": 2, "loss": args.loss},
+        metrics={"metrics": names, "readout_epochs": 2},
     )
 
 

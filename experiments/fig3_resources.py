@@ -22,8 +22,10 @@ from typing import List, Optional
 from common import base_config, main_guard, make_parser, run_experiment, seeds
 
 from spikemod.config import RunConfig
+from spikemod.presets import FUSED_READOUT
 
-#: The papers' architectures as (input scheme, readout scheme).
+#: The papers' architectures as (input scheme, readout scheme); the fused pathway's readout is the
+#: preset's (spikemod.presets.FUSED_READOUT: shared, or the reference's concat).
 ARCHITECTURES = {
     "separate": ("separate", "separate"),
     "fused": ("separate", "shared"),
@@ -44,7 +46,7 @@ def configs(args) -> List[RunConfig]:
                 "synapses": count,
                 "p": count / n**2,
                 "input_scheme": ARCHITECTURES[arch][0],
-                "readout_scheme": ARCHITECTURES[arch][1],
+                "readout_scheme": FUSED_READOUT[args.preset] if arch == "fused" else ARCHITECTURES[arch][1],
             },
             task={"covariance": covariance},
             seed=seed,

@@ -32,6 +32,7 @@ import numpy as np
 from common import base_config, main_guard, make_parser, run_experiment, seeds
 
 from spikemod.config import RunConfig
+from spikemod.presets import FUSED_READOUT
 
 SYNAPSES = (1, 10, 100)
 STATIC = {"noise_ratio": 0.0, "random_onset": False}
@@ -66,7 +67,7 @@ def configs(args) -> List[RunConfig]:
                             "synapses": count,
                             "p": count / n**2,
                             "input_scheme": "separate",
-                            "readout_scheme": "shared",
+                            "readout_scheme": FUSED_READOUT[args.preset],
                             **CONDITIONS[condition].get("model", {}),
                         },
                         task=CONDITIONS[condition]["task"],

@@ -114,9 +114,10 @@ def test_fig2_summary_reports_the_seed_statistics(sweep_store):
     summary = plots.fig2_summary(table)
     lines = [line for line in summary.splitlines() if line.startswith("| rate")]
     assert [line.split(" | ")[2] for line in lines] == ["1", "10", "100"]
-    # One synapse: seeds at 0.4 and 0.6 -> mean 0.50, std 0.14 (ddof 1); ablation is 0.01 higher.
+    # One synapse: seeds at 0.4 and 0.6 -> mean 0.50, s = 0.1414 (ddof 1), 95% interval half-width
+    # t(0.975, 1)·s/√2 = 12.706·0.1 = 1.27; ablation is 0.01 higher.
     cells = lines[0].split(" | ")
-    assert cells[6:9] == ["0.50 ± 0.14", "0.51 ± 0.14", "0.52 ± 0.14"]
+    assert cells[6:9] == ["0.50 ± 1.27", "0.51 ± 1.27", "0.52 ± 1.27"]
     spiking = [line for line in summary.splitlines() if line.startswith("| spiking")]
     assert spiking[-1].split(" | ")[-1] == "300.0 ± 0.0 |"
 
@@ -153,7 +154,7 @@ def test_fig2_summary_ignores_missing_values(sweep_store):
     column = [np.append(f[:-1], np.nan) if gone else f for f, gone in zip(table["specialization.retraining.F"], lost)]
     summary = plots.fig2_summary(table.assign(**{"specialization.retraining.F": column}))
     cells = next(line for line in summary.splitlines() if line.startswith("| rate | 10 | 1 |")).split(" | ")
-    assert cells[5:8] == ["2", "0.40 ± 0.00", "0.51 ± 0.14"]
+    assert cells[5:8] == ["2", "0.40", "0.51 ± 1.27"]  # one seed left: no interval
 
 
 def test_empty_results_give_a_clear_error(tmp_path):
@@ -220,3 +221,52 @@ def test_make_figures_without_results_fails_clearly(scripts, tmp_path, capsys):
     *_, make_figures = scripts
     assert make_figures.main(["--results", str(tmp_path), "--only", "fig3"]) == 1
     assert "run an experiment first" in capsys.readouterr().err
+
+
+# ----- the claims table and the side-by-side table -----
+
+
+def _fig2_store(root: Path, preset: str = "default", seeds=(0, 1, 2)) -> Path:
+    """Fake Fig. 2 runs: F (last step) 0.9 with one synapse, 0.7 at p = 0.01, 0.3 at p = 0.05, 0.2 at
+    p = 1 (rate); spiking 0.1 lower at one synapse; seeds move everything by (seed − 1)·0.02."""
+    store = ResultStore(root)
+    values = {"one": 0.9, 0.01: 0.7, 0.05: 0.3, 1.0: 0.2}
+    for variant in ("rate", "spiking"):
+        for p, f in values.items():
+            model = dict(variant=variant, n_neurons=25, p=1 / 625, synapses=1) if p == "one" else dict(variant=variant, n_neurons=25, p=p)
+            for seed in seeds:
+                config = RunConfig(model=ModelConfig(**model), seed=seed, preset=preset)
+                shift = (seed - 1) * 0.02 - (0.1 if variant == "spiking" and p == "one" else 0.0)
+                store.write(config, fake_result(config, f + shift))
+    return root
+
+
+def test_claims_decide_extreme_sparsity_and_metric_agreement_per_seed(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import claims
+
+    table = load_results(_fig2_store(tmp_path / "fig2"))
+    d, e = claims.extreme(table)
+    # rate: d = mean(0.9, 0.7) − 0.3 = 0.5 in every seed; e = 0.3 − 0.2 = 0.1
+    np.testing.assert_allclose(d["rate"].to_numpy(), 0.5)
+    np.testing.assert_allclose(e["rate"].to_numpy(), 0.1)
+    np.testing.assert_allclose(d["spiking"].to_numpy(), 0.45)  # one synapse 0.1 lower: mean(0.8, 0.7) − 0.3
+    rows = claims.claim_rows({"fig2": table}, None)
+    assert rows["extreme"][0].startswith("holds: d = +0.50") and "e = +0.10" in rows["extreme"][0]
+    assert "+0.05 (paired t-test over 3 seeds" in rows["extreme"][2]
+    assert rows["agree"][0].startswith("holds: retraining +0.70")  # 0.9 − 0.2
+    assert rows["collapse"][0] == "not run yet" and rows["size"][1] == "not run yet"
+    mean, half, n = claims.interval(pd.Series([0.4, 0.6]))
+    assert (mean, n) == (0.5, 2) and half == pytest.approx(12.706 * 0.1, rel=1e-4)
+
+
+def test_side_by_side_puts_the_notebook_beside_both_presets(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import compare_presets
+
+    _fig2_store(tmp_path / "fig2")
+    _fig2_store(tmp_path / "fig2-reference", preset="reference", seeds=(0,))
+    lines = compare_presets.side_by_side(tmp_path).splitlines()
+    assert "| one synapse | rate | reference notebook | 1 | 0.69 | 0.92 | 0.86 | 0.60 |" in lines
+    assert "| one synapse | rate | default preset | 3 | 0.90 ± 0.05 | 0.91 ± 0.05 | 0.92 ± 0.05 | 0.85 ± 0.00 |" in lines
+    assert "| p = 1 | spiking | reference preset | 1 | 0.18 | 0.19 | 0.20 | 0.85 |" in lines

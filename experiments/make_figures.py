@@ -3,7 +3,9 @@
 For each experiment (fig2, fig3, fig4) and each of its stores found under the results folder
 (``<name>`` for full mode, ``<name>-quick`` for quick mode, ``<name>-quick-mnist`` and the like
 for other data sets), the experiment's own ``draw`` writes its figures into ``<store>/figures``
-(PNG and PDF); fig2 also writes ``<store>/summary.md``.
+(PNG and PDF); fig2 also writes ``<store>/summary.md``, and a fig2 store with test-onset
+measurements (``fig4c_test_onsets.py``) gets its ``fig4c_test_onsets`` figures. Both presets' stores
+are drawn (``fig2`` and ``fig2-reference``, and so on).
 
     python experiments/make_figures.py                      # every store in experiments/results
     python experiments/make_figures.py --only fig2 --results /tmp/my-results
@@ -23,6 +25,9 @@ from common import RESULTS
 import fig2_sparsity
 import fig3_resources
 import fig4_dynamics
+import fig4c_test_onsets
+from spikemod import plots
+from spikemod.results import ResultStore
 
 EXPERIMENTS = {"fig2": fig2_sparsity, "fig3": fig3_resources, "fig4": fig4_dynamics}
 
@@ -39,6 +44,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         for store in (args.results / name, *sorted(args.results.glob(f"{name}-*"))):
             if (store / "runs").is_dir() and any((store / "runs").glob("*.h5")):
                 paths += EXPERIMENTS[name].draw(store)
+                if (store / fig4c_test_onsets.MEASUREMENT).is_dir():
+                    table = fig4c_test_onsets.onset_table(ResultStore(store))
+                    paths += plots.fig4_onset_pairs(table, store / "figures", name="fig4c_test_onsets")
                 print(f"{name}: drew {store}")
         for path in paths:
             print(f"  {path}")

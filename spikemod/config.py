@@ -48,13 +48,13 @@ ABLATION_SCORES = ("lost", "remaining")
 CORRELATION_PROCEDURES = ("matched", "reshuffled")
 READOUT_NOISES = ("fixed", "fresh")
 #: Named starting points for a RunConfig (:mod:`spikemod.presets`).
-PRESETS = ("default", "reference")
+PRESETS = ("default", "reference", "extreme-sparsity")
 INITS = ("uniform", "pytorch")
 SURROGATES = ("atan", "fast_sigmoid")
 SPIKE_READOUTS = ("membrane", "count")
 OPTIMIZERS = ("adadelta", "adamw")
 LOSSES = ("deciding", "marginal")
-METRICS = ("retraining", "ablation", "correlation", "weight_mask")
+METRICS = ("retraining", "ablation", "correlation", "weight_mask", "bottleneck")
 CORRELATION_KINDS = ("pearson", "cka")
 FEATURE_SOURCES = ("auto", "state", "bottleneck")
 SPIKE_FEATURES = ("count", "trace")
@@ -290,8 +290,11 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation of the task. ``lr`` None takes the optimiser's default (Adadelta 0.5, AdamW 1e-3).
 
-    Deep-R parameters use Adam with ``deep_r_lr``; ``deep_r_noise`` is the random-walk temperature
-    (scaled by 1 - p, as in the reference sweeps) and ``deep_r_l1`` the L1 shrinkage.
+    Deep-R parameters use Adam with ``deep_r_lr`` and ``deep_r_betas``; with ``deep_r_lr_final`` the
+    rate falls geometrically with the connection density p, lr(p) = deep_r_lr·(deep_r_lr_final /
+    deep_r_lr)^p ("Extreme sparsity": 0.1 at p = 0 to 0.01 at p = 1); ``deep_r_noise`` is the
+    random-walk temperature (scaled by 1 - p, as in the reference sweeps) and ``deep_r_l1`` the L1
+    shrinkage.
 
     ``loss`` (separate readouts; a shared readout has one set of logits and both are the same):
     ``deciding`` is the cross-entropy of the deciding module's logits, as the reference code trains;
@@ -315,6 +318,8 @@ class TrainConfig:
     deep_r_lr: float = 0.1
     deep_r_l1: float = 1e-4
     deep_r_noise: float = 1e-4
+    deep_r_lr_final: Optional[float] = None
+    deep_r_betas: Tuple[float, float] = (0.9, 0.999)
     loss: str = "deciding"
     keep: str = "best"
     drop_last: bool = False
@@ -335,6 +340,19 @@ class TrainConfig:
         _check_range(c, "deep_r_lr", self.deep_r_lr, 0.0, low_open=True)
         _check_range(c, "deep_r_l1", self.deep_r_l1, 0.0)
         _check_range(c, "deep_r_noise", self.deep_r_noise, 0.0)
+        if self.deep_r_lr_final is not None:
+            _check_range(c, "deep_r_lr_final", self.deep_r_lr_final, 0.0, low_open=True)
+        betas = self.deep_r_betas
+        valid = isinstance(betas, (list, tuple)) and len(betas) == 2
+        if not (valid and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+            _fail(c, "deep_r_betas", betas, "two numbers in [0, 1)")
+        object.__setattr__(self, "deep_r_betas", (float(betas[0]), float(betas[1])))
+
+    def deep_r_rate(self, p: float) -> float:
+        """The Deep-R learning rate at connection density p (see the class docs)."""
+        if self.deep_r_lr_final is None:
+            return self.deep_r_lr
+        return self.deep_r_lr * (self.deep_r_lr_final / self.deep_r_lr) ** p
 
     @property
     def learning_rate(self) -> float:
@@ -369,6 +387,8 @@ class MetricConfig:
     ``clip_correlation`` False leaves the correlation's M̄ = (c − b)/(1 − b) unclipped;
     ``ablation_score`` ``remaining`` scores the accuracy left after ablation, A, as the reference
     does (``lost``: 1 + b − A, the sign of the other metrics; F is the same with ``difference``);
+    the ``bottleneck`` metric ("Extreme sparsity") retrains each module's bottleneck-to-readout
+    weights alone, with Adadelta (``bottleneck_lr``) for ``bottleneck_epochs`` epochs;
     ``readout_noise`` ``fresh`` trains the readouts on features of fresh input noise every epoch
     (the network re-run; ``fixed``: one draw); ``correlation_procedure`` ``reshuffled`` replaces the
     other digit's slot by a permutation of the batch's and re-runs the network, pairs samples
@@ -397,6 +417,8 @@ class MetricConfig:
     module_score: str = "difference"
     clip_correlation: bool = True
     ablation_score: str = "lost"
+    bottleneck_epochs: int = 5
+    bottleneck_lr: float = 0.5
     readout_noise: str = "fixed"
     correlation_procedure: str = "matched"
     correlation_batches: Optional[int] = None
@@ -440,6 +462,8 @@ class MetricConfig:
         _check_choice(c, "module_score", self.module_score, MODULE_SCORES)
         _check_bool(c, "clip_correlation", self.clip_correlation)
         _check_choice(c, "ablation_score", self.ablation_score, ABLATION_SCORES)
+        _check_range(c, "bottleneck_epochs", self.bottleneck_epochs, 1, integer=True)
+        _check_range(c, "bottleneck_lr", self.bottleneck_lr, 0.0, low_open=True)
         _check_choice(c, "readout_noise", self.readout_noise, READOUT_NOISES)
         _check_choice(c, "correlation_procedure", self.correlation_procedure, CORRELATION_PROCEDURES)
         if self.correlation_batches is not None:
@@ -447,8 +471,8 @@ class MetricConfig:
 
     @property
     def feature_metrics(self) -> Tuple[str, ...]:
-        """The chosen metrics that are computed from features (all but weight masks)."""
-        return tuple(m for m in self.metrics if m != "weight_mask")
+        """The chosen metrics that are computed from any features (retraining, ablation, correlation)."""
+        return tuple(m for m in self.metrics if m not in ("weight_mask", "bottleneck"))
 
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ after every step. :class:`DeepRInterconnect` holds θ and the signs; :class:`Dee
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -87,32 +87,38 @@ class DeepR:
     """The Deep-R update of θ [K, P, n, n] (K networks' interconnects, or [P, n, n] for one); call
     :meth:`step` after ``backward``.
 
-    Network k keeps ``n_synapses[k]`` active connections per direction and walks with temperature
-    ``noise[k]`` (the trainer anneals it with the connection density p as noise·(1 − p), as in the
-    reference sweeps) drawn from ``generators[k]``. Adam is elementwise, so one Adam over the
-    stacked θ updates each network as its own would; the random walk and the reactivation draw
-    from each network's own generator, so K networks rewire exactly as they would alone.
+    Network k keeps ``n_synapses[k]`` active connections per direction, steps with learning rate
+    ``lr[k]`` (a number: the same for all) and walks with temperature ``noise[k]`` (the trainer
+    anneals it with the connection density p as noise·(1 − p), as in the reference sweeps) drawn
+    from ``generators[k]``. Adam is elementwise and its step is proportional to its learning rate,
+    so one Adam at learning rate 1 over the stacked θ, its step scaled by each network's lr,
+    updates each network as its own would; the random walk and the reactivation draw from each
+    network's own generator, so K networks rewire exactly as they would alone.
     """
 
     def __init__(
         self,
         theta: torch.nn.Parameter,
         n_synapses: Sequence[int],
-        lr: float,
+        lr: "float | Sequence[float]",
         l1: float,
         noise: Sequence[float],
         generators: Sequence[Optional[torch.Generator]],
+        betas: Tuple[float, float] = (0.9, 0.999),
     ) -> None:
         self.theta = theta
         self.n_networks = 1 if theta.dim() == 3 else theta.shape[0]
         if not len(n_synapses) == len(noise) == len(generators) == self.n_networks:
             raise ValueError(f"Deep-R of {self.n_networks} networks needs that many synapse counts, noises and generators")
         self.n_synapses = torch.tensor(list(n_synapses))
-        self.lr = lr
+        rates = [float(lr)] * self.n_networks if isinstance(lr, (int, float)) else [float(v) for v in lr]
+        if len(rates) != self.n_networks:
+            raise ValueError(f"Deep-R of {self.n_networks} networks needs that many learning rates, got {len(rates)}")
+        self.lr = torch.tensor(rates, dtype=theta.dtype, device=theta.device).view(-1, 1, 1, 1)
         self.l1 = l1
         self.noise = list(noise)
         self.generators = list(generators)
-        self.adam = torch.optim.Adam([theta], lr=lr)
+        self.adam = torch.optim.Adam([theta], lr=1.0, betas=betas)
 
     def zero_grad(self) -> None:
         self.adam.zero_grad(set_to_none=True)
@@ -126,11 +132,12 @@ class DeepR:
         theta = self._per_network(self.theta)
         active = theta > 0
         before = theta.clone()
-        self.adam.step()
+        self.adam.step()  # at learning rate 1: θ − m̂/(√v̂ + ε)
+        stepped = before + self.lr * (theta - before)
         walk = torch.stack(
-            [torch.randn(theta.shape[1:], generator=g) * (self.lr * noise) for g, noise in zip(self.generators, self.noise)]
+            [torch.randn(theta.shape[1:], generator=g) * noise for g, noise in zip(self.generators, self.noise)]
         ).to(theta.device)
-        theta.copy_(torch.where(active, theta - self.lr * self.l1 + walk, before))
+        theta.copy_(torch.where(active, stepped - self.lr * (self.l1 - walk), before))
         self._reactivate()
 
     def _reactivate(self) -> None:

@@ -13,7 +13,9 @@ a dot.
 - :func:`fig3_heatmaps`: F over module size n × interconnect synapses p_s, per covariance c,
   architecture and variant ("Dynamics" Fig. 3);
 - :func:`fig4_dynamics`: F per time step per input condition (static, structured noise, random
-  onsets), one line per synapse count, rate and spiking side by side ("Dynamics" Fig. 4).
+  onsets), one line per synapse count, rate and spiking side by side ("Dynamics" Fig. 4);
+- :func:`extreme_sparsity_figure`: the "Extreme sparsity" layout: per metric, M_spec against p and
+  against Q, and the raw metrics; the accuracy, and for spiking M_spec against the spikes crossing.
 
 :func:`fig2_summary` gives the numbers of Fig. 2 as a Markdown table, each as the mean over seeds
 ± the half-width of its 95% Student-t interval (:func:`seed_intervals`). Figures are built with
@@ -47,6 +49,8 @@ __all__ = [
     "fig3_heatmaps",
     "fig4_dynamics",
     "fig4_onset_pairs",
+    "extreme_sparsity_figure",
+    "extreme_sparsity_columns",
     "load_table",
 ]
 
@@ -55,6 +59,7 @@ METRIC_LABELS = {
     "ablation": "ablation",
     "correlation": "correlation",
     "weight_mask": "weight mask",
+    "bottleneck": "bottleneck",
 }
 VARIANT_COLORS = {"rate": "tab:blue", "spiking": "tab:red"}
 _ARCHITECTURES = {
@@ -193,6 +198,73 @@ def fig2_sparsity(table: pd.DataFrame, out_dir: "str | Path", name: str = "fig2_
                 ax.set_title(y_label.split(" (")[0])
     axes[0, 0].legend(loc="best", fontsize="small")
     figure.suptitle(f"Specialization against structural modularity ({_seeds_text(table)}, last step)")
+    return _save(figure, out_dir, name)
+
+
+#: The "Extreme sparsity" paper's metrics, in its order.
+EXTREME_SPARSITY_METRICS = ("weight_mask", "bottleneck", "correlation")
+
+
+def extreme_sparsity_columns(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The runs that measured ``metric``, with its last-step M_spec (mean over modules n of
+    (M(n, n) − M(n, 1−n)) / (M(n, n) + M(n, 1−n))) and raw own and other values (means over n)."""
+    rows = table[table[f"specialization.{metric}.raw"].notna()] if f"specialization.{metric}.raw" in table else table.iloc[:0]
+    raw = [np.asarray(r, dtype=float)[-1] for r in rows[f"specialization.{metric}.raw"]] if len(rows) else []
+    own = [float(np.mean([r[n, n] for n in range(2)])) for r in raw]
+    other = [float(np.mean([r[n, 1 - n] for n in range(2)])) for r in raw]
+    spec = [float(np.mean(np.asarray(s, dtype=float)[-1])) for s in rows[f"specialization.{metric}.extreme_sparsity"]] if len(rows) else []
+    return rows.assign(spec=spec, own=own, other=other, synapses=rows["q.n_synapses"].astype(int))
+
+
+def extreme_sparsity_figure(table: pd.DataFrame, out_dir: "str | Path", name: str = "extreme_sparsity") -> List[Path]:
+    """"Extreme sparsity" Fig. 3 and 4 for rate and spiking: one column per metric (weight mask,
+    bottleneck, correlation; those measured), rows: M_spec against p (log axis), against Q, and
+    the raw metrics M(n, n) (solid) and M(n, 1 − n) (dashed); a last column with the test accuracy
+    against p and, for spiking, M_spec against the inter-module spikes per sample."""
+    _require_rows(table)
+    metrics = [m for m in EXTREME_SPARSITY_METRICS if f"specialization.{m}.raw" in table]
+    if not metrics:
+        raise ValueError("the results hold none of the weight_mask, bottleneck and correlation metrics")
+    figure = Figure(figsize=(3.2 * (len(metrics) + 1), 8.4), layout="constrained")
+    axes = figure.subplots(3, len(metrics) + 1, squeeze=False)
+    for j, metric in enumerate(metrics):
+        data = extreme_sparsity_columns(table, metric)
+        for variant, rows in data.groupby("config.model.variant"):
+            color = VARIANT_COLORS.get(variant, "k")
+            _plot_curve(axes[0, j], rows, "q.p", "spec", color, variant)
+            _plot_curve(axes[1, j], rows, "q.paper", "spec", color, variant)
+            for column, style in (("own", "-"), ("other", "--")):
+                mean = rows.groupby("q.p")[column].mean()
+                axes[2, j].plot(mean.index, mean.to_numpy(), style, color=color, marker="o", markersize=3,
+                                label=f"{variant}, M(n, {'n' if column == 'own' else '1−n'})")
+        axes[0, j].set_title(METRIC_LABELS[metric])
+        for i, (x_label, y_label) in enumerate((("interconnect density p", "$M_{spec}$"), ("Q = (1 - p) / 2(1 + p)", "$M_{spec}$"), ("interconnect density p", "raw metric"))):
+            ax = axes[i, j]
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(y_label)
+            ax.grid(alpha=0.3)
+            if i != 1:
+                ax.set_xscale("log")
+        axes[2, j].legend(fontsize="x-small")
+    last = axes[:, -1]
+    for variant, rows in table.assign(synapses=table["q.n_synapses"].astype(int)).groupby("config.model.variant"):
+        _plot_curve(last[0], rows, "q.p", "accuracy_mean", VARIANT_COLORS.get(variant, "k"), variant)
+    last[0].set(xscale="log", xlabel="interconnect density p", ylabel="test accuracy", title="accuracy")
+    last[0].grid(alpha=0.3)
+    last[0].legend(fontsize="small")
+    spiking = False
+    for j, metric in enumerate(metrics[:2]):
+        rows = extreme_sparsity_columns(table, metric)
+        rows = rows[rows["config.model.variant"] == "spiking"]
+        if len(rows) and "traffic.total" in rows:
+            spiking = True
+            _plot_measured(last[1 + j], rows, "traffic.total", "spec", f"C{j + 2}", METRIC_LABELS[metric])
+            last[1 + j].set(xscale="symlog", xlabel="inter-module spikes per sample", ylabel="$M_{spec}$ (spiking)")
+            last[1 + j].grid(alpha=0.3)
+            last[1 + j].legend(fontsize="small")
+    for ax in last[1:] if not spiking else []:
+        ax.set_visible(False)
+    figure.suptitle(f"Specialization against structural modularity, \"Extreme sparsity\" setup ({_seeds_text(table)})")
     return _save(figure, out_dir, name)
 
 

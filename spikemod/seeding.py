@@ -18,6 +18,7 @@ old scheme's seed·4 + k and seed·16 + k made seed 0's pairs, shuffle and noise
 ``readouts``              metric readouts: initialisation and batch order
 ``correlation``           the partners of the correlation metric
 ``weight-mask``           edge-popup scores and batch order of the weight-mask metric
+``bottleneck``            the bottleneck metric's readouts: initialisation and batch order
 ========================  ==========================================================================
 
 Because ``inputs/train`` and ``inputs/test`` are drawn afresh, with the same batches, by every
@@ -47,6 +48,7 @@ PURPOSES: Tuple[str, ...] = (
     "readouts",
     "correlation",
     "weight-mask",
+    "bottleneck",
 )
 
 

@@ -252,7 +252,8 @@ def _check(configs: Sequence[RunConfig]) -> None:
 
 
 def _make_deep_r(stack: NetworkStack, configs: Sequence[RunConfig]) -> Optional[DeepR]:
-    """Deep-R for the stacked interconnects, or None with fixed masks; noise annealed by (1 - p)."""
+    """Deep-R for the stacked interconnects, or None with fixed masks; noise annealed by (1 - p),
+    the learning rate by p (``TrainConfig.deep_r_rate``)."""
     theta = stack.deep_r_parameter()
     if theta is None:
         return None
@@ -260,10 +261,11 @@ def _make_deep_r(stack: NetworkStack, configs: Sequence[RunConfig]) -> Optional[
     return DeepR(
         theta,
         [c.model.n_synapses for c in configs],
-        lr=t.deep_r_lr,
+        lr=[t.deep_r_rate(c.model.p_effective) for c in configs],
         l1=t.deep_r_l1,
         noise=[t.deep_r_noise * (1.0 - c.model.p_effective) for c in configs],
         generators=[seeding.generator(c.seed, "deep-r") for c in configs],
+        betas=t.deep_r_betas,
     )
 
 

@@ -25,6 +25,7 @@ from ..config import MetricConfig, RunConfig
 from ..modularity import Modularity, network_modularity
 from ..h5tree import read_tree, write_tree
 from .ablation import ablation_metric
+from .bottleneck import bottleneck_metric, readout_units
 from .correlation import correlation_metric, reshuffled_correlation_metric
 from .features import FeatureSet, extract_features
 from .retraining import retraining_metric, train_readouts
@@ -258,6 +259,14 @@ def measure(
             seeding.generator(seed, "correlation"),
             steps,
         )
+        metrics = _scored(metrics, steps, seed, kind, metric_cfg).metrics
+    if "bottleneck" in metric_cfg.metrics:
+        units = [
+            readout_units(extract_features(model, data, config, seeding.generator(seed, seeding.inputs_purpose(train)), source="bottleneck"), config)
+            .at_steps(torch.as_tensor(steps - 1))
+            for data, train in ((train_data, True), (test_data, False))
+        ]
+        metrics["bottleneck"] = bottleneck_metric(*units, metric_cfg, seeding.generator(seed, "bottleneck"), steps)
         metrics = _scored(metrics, steps, seed, kind, metric_cfg).metrics
     if "weight_mask" in metric_cfg.metrics:
         metrics["weight_mask"] = weight_mask_metric(

@@ -151,3 +151,17 @@ def test_encodings():
     noisy, _ = temporal_input(images, TaskConfig(noise_ratio=0.3), 8, torch.Generator())
     with pytest.raises(ValueError, match="static"):
         encode(noisy, "latency")
+
+
+def test_structured_noise_is_the_definition_number_for_number():
+    """The row-gather implementation gives the same numbers as the definition written with advanced
+    indexing (the same products and sums in the same order), for any batch, T and k."""
+    for batch, steps, k, pixels in ((256, 5, 5, 784), (37, 10, 3, 784), (8, 3, 8, 10)):
+        images = torch.randn(batch, 2, pixels, generator=torch.Generator().manual_seed(batch))
+        g = torch.Generator().manual_seed(1)
+        picks = torch.rand(steps, batch, batch, generator=g).topk(k, dim=-1, largest=False).indices
+        masks = (torch.rand((steps, k, 2, pixels), generator=g) < 1.0 / k).float()
+        expected = images[picks[..., 0]] * masks[:, 0, None]
+        for j in range(1, k):
+            expected.addcmul_(images[picks[..., j]], masks[:, j, None])  # the implementation's operation
+        assert torch.equal(structured_noise(images, steps, k, torch.Generator().manual_seed(1)), expected / k)

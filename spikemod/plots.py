@@ -46,6 +46,7 @@ __all__ = [
     "fig2_summary",
     "seed_intervals",
     "format_interval",
+    "save_figure",
     "fig3_heatmaps",
     "fig4_dynamics",
     "fig4_onset_pairs",
@@ -159,7 +160,9 @@ def _plot_curve(ax: Any, rows: pd.DataFrame, x: str, y: str, color: str, label: 
     ax.scatter(rows[x], rows[y], color=color, s=8, alpha=0.5, linewidths=0)
 
 
-def _save(figure: Figure, out_dir: "str | Path", name: str) -> List[Path]:
+def save_figure(figure: Figure, out_dir: "str | Path", name: str) -> List[Path]:
+    """Write ``figure`` as ``out_dir/name.png`` and ``.pdf`` (the PDF without a date, so the same
+    results give the same bytes); returns both paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
@@ -198,7 +201,7 @@ def fig2_sparsity(table: pd.DataFrame, out_dir: "str | Path", name: str = "fig2_
                 ax.set_title(y_label.split(" (")[0])
     axes[0, 0].legend(loc="best", fontsize="small")
     figure.suptitle(f"Specialization against structural modularity ({_seeds_text(table)}, last step)")
-    return _save(figure, out_dir, name)
+    return save_figure(figure, out_dir, name)
 
 
 #: The "Extreme sparsity" paper's metrics, in its order.
@@ -265,7 +268,7 @@ def extreme_sparsity_figure(table: pd.DataFrame, out_dir: "str | Path", name: st
     for ax in last[1:] if not spiking else []:
         ax.set_visible(False)
     figure.suptitle(f"Specialization against structural modularity, \"Extreme sparsity\" setup ({_seeds_text(table)})")
-    return _save(figure, out_dir, name)
+    return save_figure(figure, out_dir, name)
 
 
 def _seeds_text(table: pd.DataFrame) -> str:
@@ -321,7 +324,7 @@ def fig2_resources(table: pd.DataFrame, out_dir: "str | Path", name: str = "fig2
                 ax.set_title(METRIC_LABELS[metric])
         axes[i, 0].legend(loc="best", fontsize="small")
     figure.suptitle(f"Specialization against communication and energy ({_seeds_text(table)}, last step)")
-    return _save(figure, out_dir, name)
+    return save_figure(figure, out_dir, name)
 
 
 def _linear_threshold(values: pd.Series) -> float:
@@ -402,7 +405,7 @@ def fig3_heatmaps(
                 ax.set_title(f"c = {covariance:g}, {variant}", fontsize="medium")
     figure.colorbar(image, ax=axes, shrink=0.8, label=f"{METRIC_LABELS[metric]} F (last step)")
     figure.suptitle(f"Specialization over module size and interconnect ({_seeds_text(table)}, mean)")
-    return _save(figure, out_dir, name)
+    return save_figure(figure, out_dir, name)
 
 
 def fig4_dynamics(
@@ -453,7 +456,7 @@ def fig4_dynamics(
                 ax.set_ylabel(y_label if single else f"{variant}\n{y_label}")
     axes[0, -1].legend(loc="best", fontsize="small")
     figure.suptitle(f"Specialization per time step ({_seeds_text(table)})")
-    return _save(figure, out_dir, name)
+    return save_figure(figure, out_dir, name)
 
 
 def fig4_onset_pairs(
@@ -506,7 +509,7 @@ def fig4_onset_pairs(
             handles += axes[0, 0].plot([], [], "k" + style, label=f"module {module}")
         figure.legend(handles=handles, loc="outside right center", fontsize="small")
         figure.suptitle(f"{variant}: specialization per module with fixed digit onsets ({_seeds_text(runs)})")
-        paths += _save(figure, out_dir, f"{name}_{variant}")
+        paths += save_figure(figure, out_dir, f"{name}_{variant}")
     return paths
 
 

@@ -18,6 +18,7 @@ import torch
 
 from . import __version__
 from .config import ConfigError, RunConfig
+from .decisions import decision_statistics
 from .metrics.suite import measure, measure_onset_pairs
 from .resources import measure_resources
 from .task import PairDataset
@@ -44,8 +45,9 @@ def run_one(
     ``onset_pairs`` (per ``"t0-t1"`` and feature metric: ``module_scores`` [T, M] and ``F`` [T]
     with both digit onsets fixed, Fig. 4C); ``traffic`` (events crossing
     between modules per test sample: ``crossing`` [M, M] (i <- j), ``total``; spiking also
-    ``per_step`` [M, M] from the kept epoch); ``resources`` (mean counts and energy per
-    inference); ``history`` (per-epoch training curves); ``meta`` (wall time, host, versions,
+    ``per_step`` [M, M] from the kept epoch); ``decisions`` (separate readouts: who decides, by
+    what margin, and whether the answer holder does, :func:`~spikemod.decisions.decision_statistics`);
+    ``resources`` (mean counts and energy per inference); ``history`` (per-epoch training curves); ``meta`` (wall time, host, versions,
     training speed: provenance that is not a function of the config).
     ``trained``: the run's network already trained (by :func:`run_chunk`'s stack); it is then
     only measured, and ``wall_time_s`` covers the measurement only. ``on_trained(config, trained)``
@@ -61,6 +63,7 @@ def run_one(
     test_set = PairDataset(config.data, config.task, train=False, seed=config.seed)
     specialization = measure(model, train_set, test_set, config)
     counts = measure_resources(model, test_set, config)
+    decisions = decision_statistics(model, test_set, config) if config.model.readout_scheme == "separate" else None
 
     history = dict(trained.history)
     samples_per_second = history.pop("samples_per_second")
@@ -101,6 +104,7 @@ def run_one(
             },
         },
         **({"onset_pairs": onset_pairs} if onset_pairs else {}),
+        **({"decisions": decisions} if decisions is not None else {}),
         "traffic": traffic,
         "resources": counts.summary(),
         "history": {key: np.asarray(value) for key, value in history.items()},

@@ -117,28 +117,45 @@ def make_optimizer(params: Sequence[torch.nn.Parameter], train_cfg: TrainConfig)
 
 
 def loss_logits(logits: torch.Tensor, module_logits: Optional[torch.Tensor], loss: str) -> torch.Tensor:
-    """The logits [..., H, C] that the task loss reads (``TrainConfig.loss``).
+    """The logits that the task loss reads (``TrainConfig.loss``): [..., H, C], or [..., H, M, C]
+    for a cross-entropy per module.
 
     ``deciding``: ``logits``, the deciding module's. ``marginal``: log sum_m exp(``module_logits``
     [..., H, M, C]), whose softmax is a softmax over all modules' logits summed over modules per
-    class. Without module logits (a shared readout) both are ``logits``.
+    class. ``each``: ``module_logits`` themselves, so that every module answers every sample (the
+    loss sums the modules' cross-entropies). Without module logits (a shared readout) all are
+    ``logits``.
     """
-    if loss == "marginal" and module_logits is not None:
+    if module_logits is None:
+        return logits
+    if loss == "marginal":
         return module_logits.logsumexp(dim=-2)
+    if loss == "each":
+        return module_logits
     return logits
 
 
+def _cross_entropy(last: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy [*targets.shape] of logits [*targets.shape, C], or summed over modules for
+    logits [*targets.shape, M, C]."""
+    if last.dim() == targets.dim() + 2:  # a cross-entropy per module, summed
+        modules = last.shape[-2]
+        targets = targets.unsqueeze(-1).expand(*targets.shape, modules)
+        each = F.cross_entropy(last.flatten(0, -2), targets.flatten(), reduction="none")
+        return each.view(targets.shape).sum(dim=-1)
+    return F.cross_entropy(last.flatten(0, -2), targets.flatten(), reduction="none").view(targets.shape)
+
+
 def task_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the last-step logits [T, B, H, C] against targets [B, H], mean over heads."""
-    last = logits[-1]
-    return F.cross_entropy(last.flatten(0, 1), targets.flatten())
+    """Cross-entropy of the last-step logits [T, B, H, C] (or [T, B, H, M, C]: summed over modules)
+    against targets [B, H], mean over samples and heads."""
+    return _cross_entropy(logits[-1], targets).mean()
 
 
 def task_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """:func:`task_loss` per network: last-step logits [1, K, B, H, C], targets [K, B, H] -> [K]."""
-    last = logits[-1]
-    each = F.cross_entropy(last.flatten(0, 2), targets.flatten(), reduction="none")
-    return each.view(len(last), -1).mean(dim=1)
+    """:func:`task_loss` per network: last-step logits [1, K, B, H, C] (or [1, K, B, H, M, C]),
+    targets [K, B, H] -> [K]."""
+    return _cross_entropy(logits[-1], targets).flatten(1).mean(dim=1)
 
 
 def _accuracies(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -479,3 +479,14 @@ def test_measure_command_stores_results_in_the_checkpoint(tmp_path, capsys):
     assert main(["measure", str(path), "--metrics", "retraining,bogus"]) == 2
     assert main(["measure", str(tmp_path / "missing.h5")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_parity_probe_reads_each_digits_parity_from_the_module_that_holds_it():
+    """Specialized states: module m encodes digit m only, so it knows digit m's parity (accuracy
+    near 1) and not the other's (near chance, 1/2); base 1/2."""
+    config = dataclasses.replace(FAST, metrics=("parity",))
+    result = measure_features(synthetic_features("specialized", 1000, 1), synthetic_features("specialized", 500, 2), config)
+    parity = result.metrics["parity"]
+    assert parity.base[-1, 0, 0] == 0.5
+    own, other = np.diag(parity.raw[-1]), parity.raw[-1][[0, 1], [1, 0]]
+    assert (own > 0.95).all() and (np.abs(other - 0.5) < 0.1).all(), parity.raw[-1]

@@ -180,7 +180,7 @@ def test_reference_preset_sets_its_fields_and_names_the_run():
     assert RunConfig.from_json(config.to_json()) == config
     with pytest.raises(ConfigError, match="preset"):
         RunConfig(preset="papers")
-    assert set(OVERRIDES) == {"default", "reference"}
+    assert set(OVERRIDES) == {"default", "reference", "extreme-sparsity"}
 
 
 def test_command_line_preset_is_applied_before_the_flags(tmp_path, capsys):

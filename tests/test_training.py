@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 import snntorch
 import torch
@@ -10,7 +11,7 @@ from spikemod.config import RunConfig
 from spikemod.connectivity import synapse_counts
 from spikemod.network import competitive_max
 from spikemod.config import ConfigError
-from spikemod.training import TrainingDivergedError, build_model, loss_logits, task_loss, train
+from spikemod.training import TrainingDivergedError, build_model, loss_logits, task_loss, task_losses, train
 
 
 def _config(**model) -> RunConfig:
@@ -231,3 +232,54 @@ def test_python_m_spikemod_and_train_without_out(tmp_path, monkeypatch, capsys):
 
     assert written[0].name == f"rate-{run_id(load_checkpoint(written[0]).config)}.h5"
     assert str(Path("runs") / written[0].name) in capsys.readouterr().out
+
+
+def test_each_loss_sums_every_modules_own_cross_entropy():
+    # [T=1, B=1, H=1, M=2, C=3]: both modules answer; the loss is CE(module 0) + CE(module 1)
+    module_logits = torch.tensor([[[[[0.0, 1.0, 0.5], [2.0, 0.0, -1.0]]]]])
+    decided = module_logits[:, :, :, 1]
+    target = torch.tensor([[1]])
+    z = module_logits[0, 0, 0]
+    expected = -torch.log_softmax(z[0], dim=0)[1] - torch.log_softmax(z[1], dim=0)[1]
+    torch.testing.assert_close(task_loss(loss_logits(decided, module_logits, "each"), target), expected)
+    # per network, as the trainer computes it: [1, K, B, H, M, C] against [K, B, H]
+    stacked = module_logits.unsqueeze(1).expand(1, 2, 1, 1, 2, 3)
+    torch.testing.assert_close(task_losses(stacked, target[None].expand(2, 1, 1)), expected.expand(2))
+    # both modules' readouts learn from every sample
+    config = _config(variant="rate").replace(train={"loss": "each"})
+    net = build_model(config)
+    out = net(torch.randn(3, 1, 2, 784))
+    task_loss(loss_logits(out.logits, out.module_logits, "each"), torch.tensor([[0, 0]])).backward()
+    assert (net.readout.weight.grad.view(2, 2, 10, -1).abs().sum(dim=(2, 3)) > 0).all()
+
+
+def test_decision_statistics_on_a_hand_made_competitive_max():
+    """Module readouts set by hand: module 0 answers with logit 3 when the parities differ (it holds
+    T′ then), else with 1; module 1 always with 2. Module 0 decides exactly when it holds the answer."""
+    from spikemod.decisions import answer_holder, decision_statistics
+
+    config = _config(variant="rate").replace(task={"targets": "parity"}, data={"dataset": "digits", "n_test": 200})
+    digits = torch.tensor([[1, 2], [2, 4], [3, 3], [0, 7]])
+    assert answer_holder(digits, "both").tolist() == [[0, 1], [1, 0], [1, 0], [0, 1]]
+
+    class Fixed(torch.nn.Module):
+        n_modules, n_heads = 2, 1
+        device = torch.device("cpu")
+
+        def forward(self, x, static=False):
+            differ = (self.digits[:, 0] + self.digits[:, 1]) % 2 == 1
+            logits = torch.zeros(x.shape[0], len(differ), 1, 2, 10)
+            logits[..., 0, 0] = torch.where(differ, 3.0, 1.0)[None, :, None]
+            logits[..., 1, 0] = 2.0
+            return type("Out", (), {"module_logits": logits})()
+
+    from spikemod.task import PairDataset
+
+    dataset = PairDataset(config.data, config.task, train=False, seed=0)
+    model = Fixed()
+    model.digits = dataset.digits
+    stats = decision_statistics(model, dataset, config.replace(train={"batch_size": 1000}))
+    differ = ((dataset.digits[:, 0] + dataset.digits[:, 1]) % 2 == 1).double().mean().item()
+    np.testing.assert_allclose(stats["deciding_share"], [[differ, 1 - differ]])
+    np.testing.assert_allclose(stats["margin"], [1.0])
+    np.testing.assert_allclose(stats["holder_decides"], [1.0])

@@ -28,6 +28,7 @@ from .ablation import ablation_metric
 from .bottleneck import bottleneck_metric, readout_units
 from .correlation import correlation_metric, reshuffled_correlation_metric
 from .features import FeatureSet, extract_features
+from .probes import parity_metric
 from .retraining import retraining_metric, train_readouts
 from .scores import UNIT, MetricScores, scoring
 from .weight_mask import weight_mask_metric
@@ -196,6 +197,8 @@ def measure_features(
             metrics["retraining"] = retraining
         if "ablation" in config.metrics:
             metrics["ablation"] = ablation_metric(readouts, test, steps, config.ablation_score)
+    if "parity" in config.metrics:
+        metrics["parity"] = parity_metric(train, test, config, seeding.generator(seed, "readouts"), steps)
     if "correlation" in config.metrics:
         metrics["correlation"] = correlation_metric(
             test, config.correlation, seeding.generator(seed, "correlation"), steps

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, seeding
 from .config import ConfigError, RunConfig
 from .network import ModularNetwork
 
@@ -147,7 +147,7 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
         except (OSError, ValueError) as err:
             raise CheckpointError(f"{path} is corrupt: {err}") from None
     with torch.random.fork_rng(devices=[]):
-        model = ModularNetwork(config.model, **sizes)
+        model = ModularNetwork(config.model, **sizes, router_seed=seeding.stream_seed(config.seed, "router"))
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

@@ -51,6 +51,7 @@ READOUT_NOISES = ("fixed", "fresh")
 PRESETS = ("default", "reference", "extreme-sparsity")
 INITS = ("uniform", "pytorch")
 SURROGATES = ("atan", "fast_sigmoid")
+ROUTERS = ("address", "random")
 SPIKE_READOUTS = ("membrane", "count")
 OPTIMIZERS = ("adadelta", "adamw")
 LOSSES = ("deciding", "marginal", "each")
@@ -196,7 +197,11 @@ class ModelConfig:
     ``pytorch`` is PyTorch's default RNN init ("Dynamics"); None (and ``init_scale`` None) take the
     variant's default from :data:`DEFAULT_INIT` and :data:`DEFAULT_INIT_SCALE` (see
     :attr:`init_scheme`, :attr:`uniform_bound`). Spiking fields are ignored by the rate variant.
-    ``bandwidth_cap`` limits the spikes crossing per step and direction (None: no cap).
+    ``bandwidth_cap`` limits the spikes crossing per step and direction (None: no cap); ``router``
+    says which pass: the lowest addresses (``address``) or a uniform draw among the spiking ones
+    (``random``: priorities drawn afresh for every forward pass from the seed's ``router`` stream,
+    so every pass of a batch of the same size sees the same draws, in training, evaluation and
+    on a loaded checkpoint alike).
     ``interconnect_onset`` is the first time step t (1-based) whose recurrent input includes the
     interconnect (W_cross·state_{t-1} from the other modules); before it only the recurrence inside
     each module acts. 1 (the default) = always on; since state_0 = 0, onset 2 gives the same numbers.
@@ -230,6 +235,7 @@ class ModelConfig:
     surrogate_slope: Optional[float] = None
     spike_readout: str = "membrane"
     bandwidth_cap: Optional[int] = None
+    router: str = "address"
     interconnect_onset: int = 1
     hidden_bias: bool = True
     readout_fan_in: str = "module"
@@ -261,6 +267,7 @@ class ModelConfig:
         _check_choice(c, "spike_readout", self.spike_readout, SPIKE_READOUTS)
         if self.bandwidth_cap is not None:
             _check_range(c, "bandwidth_cap", self.bandwidth_cap, 0, integer=True)
+        _check_choice(c, "router", self.router, ROUTERS)
         _check_range(c, "interconnect_onset", self.interconnect_onset, 1, integer=True)
         _check_bool(c, "hidden_bias", self.hidden_bias)
         _check_choice(c, "readout_fan_in", self.readout_fan_in, READOUT_FAN_INS)

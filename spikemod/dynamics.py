@@ -17,8 +17,12 @@ With x_t the flattened digit slots, N = M·n neurons in M modules, s_0 = U_0 = h
 
 W_rec(t) is the whole recurrent matrix from the interconnect onset on (1-based step t ≥ onset of
 that network) and its diagonal blocks before. With a bandwidth cap k, at most k of the spikes of
-module j that have a synapse into module i reach i per step (the lowest-index ones: a router
-serving addresses in order); spikes inside a module are never capped.
+module j that have a synapse into module i reach i per step: the lowest-index ones (a router
+serving addresses in order, ``router`` ``address``) or k drawn uniformly among them (``random``,
+from seeded generators); spikes inside a module are never capped. The router's choice is a mask
+computed from the spikes, without gradient, that multiplies them: the surrogate gradient reaches
+the spikes that cross and the silent sources whose spike would have crossed (in address order,
+those ahead of the k-th crossing spike), and never a dropped spike.
 
 Readout (:func:`read_out`), per head of C classes: features z_t (rate states, spikes, or running
 spike counts) → optional bottleneck per module → one readout per module (``separate``: per sample
@@ -60,7 +64,9 @@ class Population:
     does), ``spike_fn`` (H with its surrogate gradient). ``onset`` [K] (1-based step from which the
     interconnect acts; None: from step 1) and ``cap`` [K] (spikes per step and direction; None: no
     cap) may differ between the networks; with a cap, ``eligible`` [K, M, M, n] bool ([k, i, j, c]:
-    neuron c of module j has a synapse into module i ≠ j) says which spikes count against it.
+    neuron c of module j has a synapse into module i ≠ j) says which spikes count against it, and
+    ``router_generators`` (one per network) draw which ones pass under the ``random`` policy
+    (None: the lowest addresses pass).
     """
 
     w_rec: torch.Tensor
@@ -72,6 +78,7 @@ class Population:
     eligible: Optional[torch.Tensor] = None
     onset: Optional[torch.Tensor] = None
     cap: Optional[torch.Tensor] = None
+    router_generators: Optional[Sequence[torch.Generator]] = None
 
     @property
     def spiking(self) -> bool:
@@ -167,11 +174,16 @@ def _step_weights(population: Population, n_steps: int) -> list:
     return steps
 
 
-def router_pass(candidates: torch.Tensor, cap) -> torch.Tensor:
+def router_pass(candidates: torch.Tensor, cap, priority: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The spikes a router lets through: of ``candidates`` [..., n] (0/1 spikes of one direction's
     eligible source neurons, in address order), the first ``cap`` (a number, or a tensor that
-    broadcasts against [..., 1])."""
-    return candidates * (candidates.cumsum(dim=-1) <= cap)
+    broadcasts against [..., 1]) in address order, or, with ``priority`` [..., n] (distinct
+    numbers), the ``cap`` with the smallest priority among those that spike."""
+    if priority is None:
+        return candidates * (candidates.cumsum(dim=-1) <= cap)
+    keys = torch.where(candidates.detach() > 0, priority, torch.full_like(priority, float("inf")))
+    rank = keys.argsort(dim=-1).argsort(dim=-1)
+    return candidates * (rank < cap)
 
 
 def _capped_current(population: Population, spikes: torch.Tensor, w_blocks: torch.Tensor, t: int) -> torch.Tensor:
@@ -186,7 +198,11 @@ def _capped_current(population: Population, spikes: torch.Tensor, w_blocks: torc
     if population.onset is not None:
         eligible = eligible * (population.onset <= t).to(s.dtype).view(-1, 1, 1, 1)
     candidates = s[:, :, None] * eligible[:, None]  # [K, B, i, j, n]
-    passed = router_pass(candidates, population.cap.view(-1, 1, 1, 1, 1))
+    priority = None
+    if population.router_generators is not None:  # uniform priorities drawn on the CPU, per network
+        shape = candidates.shape[1:]
+        priority = torch.stack([torch.rand(shape, generator=g) for g in population.router_generators]).to(s.device)
+    passed = router_pass(candidates, population.cap.view(-1, 1, 1, 1, 1), priority)
     own = torch.eye(m, dtype=s.dtype, device=s.device)[..., None]
     routed = passed + s[:, :, None] * own
     return torch.einsum("kijac,kbijc->kbia", w_blocks, routed).flatten(-2)

@@ -177,9 +177,12 @@ class ModularNetwork(nn.Module):
         n_slots: int = 2,
         n_heads: int = 2,
         n_classes: int = 10,
+        router_seed: int = 0,
     ) -> None:
         super().__init__()
         cfg = model_cfg
+        #: Seed of the random-policy router's draws (``ModelConfig.router``), fresh every forward pass.
+        self.router_seed = router_seed
         m, n = cfg.n_modules, cfg.n_neurons
         self.config = cfg
         self.n_inputs, self.n_slots, self.n_heads, self.n_classes = n_inputs, n_slots, n_heads, n_classes
@@ -313,6 +316,7 @@ class ModularNetwork(nn.Module):
                 spike_fn=self.spike_fn,
                 eligible=None if cfg.bandwidth_cap is None else self.eligible_sources()[None],
                 cap=None if cfg.bandwidth_cap is None else torch.tensor([cfg.bandwidth_cap], device=self.device),
+                router_generators=self.router_generators(),
             )
         onset = None if cfg.interconnect_onset == 1 else torch.tensor([cfg.interconnect_onset], device=self.device)
         return dynamics.Population(
@@ -334,6 +338,12 @@ class ModularNetwork(nn.Module):
             leak=cfg.beta if self.spiking and cfg.spike_readout == "membrane" else None,
             counts=self.spiking and cfg.spike_readout == "count",
         )
+
+    def router_generators(self) -> Optional[List[torch.Generator]]:
+        """Fresh generators of the random router's draws (K = 1), or None (no cap, or by address)."""
+        if self.config.bandwidth_cap is None or self.config.router != "random":
+            return None
+        return [torch.Generator().manual_seed(self.router_seed)]
 
     # ----- forward -----
 

@@ -47,6 +47,7 @@ __all__ = [
     "seed_intervals",
     "format_interval",
     "save_figure",
+    "seeds_text",
     "fig3_heatmaps",
     "fig4_dynamics",
     "fig4_onset_pairs",
@@ -200,7 +201,7 @@ def fig2_sparsity(table: pd.DataFrame, out_dir: "str | Path", name: str = "fig2_
             if i == 0:
                 ax.set_title(y_label.split(" (")[0])
     axes[0, 0].legend(loc="best", fontsize="small")
-    figure.suptitle(f"Specialization against structural modularity ({_seeds_text(table)}, last step)")
+    figure.suptitle(f"Specialization against structural modularity ({seeds_text(table)}, last step)")
     return save_figure(figure, out_dir, name)
 
 
@@ -267,11 +268,12 @@ def extreme_sparsity_figure(table: pd.DataFrame, out_dir: "str | Path", name: st
             last[1 + j].legend(fontsize="small")
     for ax in last[1:] if not spiking else []:
         ax.set_visible(False)
-    figure.suptitle(f"Specialization against structural modularity, \"Extreme sparsity\" setup ({_seeds_text(table)})")
+    figure.suptitle(f"Specialization against structural modularity, \"Extreme sparsity\" setup ({seeds_text(table)})")
     return save_figure(figure, out_dir, name)
 
 
-def _seeds_text(table: pd.DataFrame) -> str:
+def seeds_text(table: pd.DataFrame) -> str:
+    """"1 seed" or "N seeds": the seeds in ``table``."""
     count = table["seed"].nunique()
     return f"{count} seed" + ("s" if count != 1 else "")
 
@@ -323,7 +325,7 @@ def fig2_resources(table: pd.DataFrame, out_dir: "str | Path", name: str = "fig2
             if i == 0:
                 ax.set_title(METRIC_LABELS[metric])
         axes[i, 0].legend(loc="best", fontsize="small")
-    figure.suptitle(f"Specialization against communication and energy ({_seeds_text(table)}, last step)")
+    figure.suptitle(f"Specialization against communication and energy ({seeds_text(table)}, last step)")
     return save_figure(figure, out_dir, name)
 
 
@@ -404,7 +406,7 @@ def fig3_heatmaps(
             if i == 0:
                 ax.set_title(f"c = {covariance:g}, {variant}", fontsize="medium")
     figure.colorbar(image, ax=axes, shrink=0.8, label=f"{METRIC_LABELS[metric]} F (last step)")
-    figure.suptitle(f"Specialization over module size and interconnect ({_seeds_text(table)}, mean)")
+    figure.suptitle(f"Specialization over module size and interconnect ({seeds_text(table)}, mean)")
     return save_figure(figure, out_dir, name)
 
 
@@ -455,7 +457,7 @@ def fig4_dynamics(
                 y_label = f"{METRIC_LABELS[metric]} F"
                 ax.set_ylabel(y_label if single else f"{variant}\n{y_label}")
     axes[0, -1].legend(loc="best", fontsize="small")
-    figure.suptitle(f"Specialization per time step ({_seeds_text(table)})")
+    figure.suptitle(f"Specialization per time step ({seeds_text(table)})")
     return save_figure(figure, out_dir, name)
 
 
@@ -508,7 +510,7 @@ def fig4_onset_pairs(
         for module, style in ((0, "-"), (1, "--")):
             handles += axes[0, 0].plot([], [], "k" + style, label=f"module {module}")
         figure.legend(handles=handles, loc="outside right center", fontsize="small")
-        figure.suptitle(f"{variant}: specialization per module with fixed digit onsets ({_seeds_text(runs)})")
+        figure.suptitle(f"{variant}: specialization per module with fixed digit onsets ({seeds_text(runs)})")
         paths += save_figure(figure, out_dir, f"{name}_{variant}")
     return paths
 

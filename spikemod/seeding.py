@@ -19,6 +19,7 @@ old scheme's seed·4 + k and seed·16 + k made seed 0's pairs, shuffle and noise
 ``correlation``           the partners of the correlation metric
 ``weight-mask``           edge-popup scores and batch order of the weight-mask metric
 ``bottleneck``            the bottleneck metric's readouts: initialisation and batch order
+``router``                which spikes a random-policy router lets through (each forward pass)
 ========================  ==========================================================================
 
 Because ``inputs/train`` and ``inputs/test`` are drawn afresh, with the same batches, by every
@@ -49,6 +50,7 @@ PURPOSES: Tuple[str, ...] = (
     "correlation",
     "weight-mask",
     "bottleneck",
+    "router",
 )
 
 

@@ -99,6 +99,7 @@ class NetworkStack(nn.Module):
         # no cap is a cap of n: no direction has more than n eligible spikes
         cap = None if set(caps) == {None} else torch.tensor([first.n_neurons if c is None else c for c in caps])
         self.register_buffer("cap", cap, persistent=False)
+        self.router_seeds = [m.router_seed for m in models] if first.config.router == "random" else None
         self.to(first.device)  # the networks' device (the index buffers above start on the CPU)
 
     @property
@@ -157,12 +158,19 @@ class NetworkStack(nn.Module):
                 spike_fn=self.spike_fn,
                 eligible=None if self.cap is None else self.eligible_sources(),
                 cap=self.cap,
+                router_generators=self.router_generators(),
             )
         return dynamics.Population(w_rec, self.hidden_bias(), self.n_modules, onset=self.onset, **spiking)
 
     def hidden_bias(self) -> torch.Tensor:
         """The recurrent bias b [K, N] (zero without a hidden bias)."""
         return self.param("b") if "b" in self.names else self.zero_bias
+
+    def router_generators(self) -> Optional[List[torch.Generator]]:
+        """Fresh generators of the random router's draws, one per network, or None."""
+        if self.cap is None or self.router_seeds is None:
+            return None
+        return [torch.Generator().manual_seed(seed) for seed in self.router_seeds]
 
     def readout_parameters(self) -> dynamics.Readout:
         """The K readouts as a :class:`~spikemod.dynamics.Readout`."""

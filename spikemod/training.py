@@ -99,7 +99,12 @@ def build_model(config: RunConfig, n_inputs: int = 784, n_classes: int = 10) -> 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeding.stream_seed(config.seed, "init"))
         return ModularNetwork(
-            config.model, n_inputs=n_inputs, n_slots=2, n_heads=config.task.n_heads, n_classes=n_classes
+            config.model,
+            n_inputs=n_inputs,
+            n_slots=2,
+            n_heads=config.task.n_heads,
+            n_classes=n_classes,
+            router_seed=seeding.stream_seed(config.seed, "router"),
         )
 
 

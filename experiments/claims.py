@@ -38,6 +38,13 @@ RULES = {
     "noise": "fused pathway, noise r = 0.4, 100 synapses: least-squares slope of F over steps 2..T. Holds: < 0 (interval)",
     "onsets": "onset pairs with t0 > t1: F^0(t0) − F^0(t0 − 1), module 0's specialization on digit 0 when it "
     "switches on, mean over pairs and synapse counts. Holds: > 0 (interval)",
+    "weight_mask": "extreme-sparsity store: weight-mask M_spec, mean over p ≤ 0.11 (Q > 0.4), minus M_spec at p = 1. Holds: > 0 (interval)",
+    "es_extreme": "extreme-sparsity store: d = bottleneck and correlation M_spec at p < 0.01 (Q > 0.49) − at p = 0.05; "
+    "e = M_spec(0.05) − M_spec(1), mean over the two metrics. Holds: d > 0 (interval) and d > e",
+    "bandwidth": "bandwidth store (spiking): the bandwidth family's retraining F minus the synapse family's at the same "
+    "traffic (address router). Holds (one curve): the interval contains 0; does not: it excludes 0",
+    "loss": "loss-mechanism store: retraining F at p = 1 with the marginal loss minus with the deciding loss, paired "
+    "over seeds. Holds (the finding stands): > 0 (interval)",
 }
 CLAIMS = {
     "extreme": "specialization only at extreme sparsity (Q > 0.49)",
@@ -49,6 +56,9 @@ CLAIMS = {
     "noise": "continual decrease under noise at high p (Fig. 4B)",
     "onsets": "specialization follows the onsets (Fig. 4C)",
     "weight_mask": "weight-mask metric rising from Q ≈ 0.4 (\"Extreme sparsity\")",
+    "es_extreme": "bottleneck and correlation metrics rise only for Q > 0.49 (\"Extreme sparsity\")",
+    "bandwidth": "a bandwidth cap specializes as sparsity does, at the same traffic (spiking only)",
+    "loss": "with the marginal loss, modules stay specialized at p = 1 (the loss, not only the structure)",
 }
 
 PerSeed = Dict[str, pd.Series]  # variant -> statistic per seed
@@ -184,6 +194,8 @@ def onsets(table: pd.DataFrame) -> PerSeed:
 
 def _cell(values: pd.Series, verdict: str, label: str = "") -> str:
     mean, half, n = interval(values)
+    if n < 2:  # no interval, no verdict
+        return f"undecided: {label}{mean:+.2f} (n = {n})"
     return f"{verdict}: {label}{mean:+.2f} ± {half:.2f} (n = {n})"
 
 
@@ -268,8 +280,56 @@ def claim_rows(stores: Dict[str, Optional[pd.DataFrame]], onset_table: Optional[
     onset_source = onset_table if onset_table is not None else fig4
     has_onsets = onset_source is not None and any(c.startswith("onset_pairs.") for c in onset_source.columns)
     rows["onsets"] = _simple_row(onsets(onset_source), _positive_verdict) if has_onsets else missing
-    rows["weight_mask"] = ["not measured yet (the \"Extreme sparsity\" reproduction)"] * 2 + ["–"]
     return rows
+
+
+def _spec_by_p(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per variant and seed, M_spec of ``metric`` at each p (columns)."""
+    data = plots.extreme_sparsity_columns(table, metric).assign(p=lambda d: d["q.p"].round(5))
+    return data.pivot_table(index=["config.model.variant", "seed"], columns="p", values="spec")
+
+
+def extreme_sparsity_rows(table: pd.DataFrame) -> Dict[str, List[str]]:
+    rows: Dict[str, List[str]] = {}
+    masks = _spec_by_p(table, "weight_mask")
+    rise = masks[[p for p in masks.columns if p <= 0.11]].mean(axis=1) - masks[masks.columns.max()]
+    per_seed = {v: rise.xs(v) for v in rise.index.get_level_values(0).unique()}
+    rows["weight_mask"] = _simple_row(per_seed, _positive_verdict)
+    grids = [_spec_by_p(table, m) for m in ("bottleneck", "correlation")]
+    d = sum(g[[p for p in g.columns if p < 0.01]].mean(axis=1) - g[g.columns[np.argmin(abs(g.columns - 0.05))]] for g in grids) / 2
+    e = sum(g[g.columns[np.argmin(abs(g.columns - 0.05))]] - g[g.columns.max()] for g in grids) / 2
+    cells = []
+    for v in VARIANTS:
+        if v not in d.index.get_level_values(0):
+            cells.append("not run")
+            continue
+        dv, ev = d.xs(v), e.xs(v)
+        verdict = ("holds" if interval(dv)[0] > interval(ev)[0] else "partly") if _positive(dv) else "does not"
+        cells.append(_cell(dv, verdict, "d = ") + f"; e = {interval(ev)[0]:+.2f} ± {interval(ev)[1]:.2f}")
+    rows["es_extreme"] = cells + ["–"]
+    return rows
+
+
+def bandwidth_row(table: pd.DataFrame) -> List[str]:
+    from bandwidth import columns, distance_to_synapse_curve
+
+    distances = distance_to_synapse_curve(columns(table), "retraining")
+    chosen = distances[(distances["family"] == "bandwidth") & (distances["router"] == "address")]
+    per_seed = chosen.groupby("seed")["distance"].mean()
+    mean, half, _ = interval(per_seed)
+    verdict = "holds (one curve)" if abs(mean) <= half else "does not"
+    return ["– (spiking only)", _cell(per_seed, verdict), "–"]
+
+
+def loss_row(table: pd.DataFrame) -> List[str]:
+    data = _with_f(table)
+    data = data[data["synapses"] == data["config.model.n_neurons"] ** 2]
+    per_seed = {}
+    for variant, rows in data.groupby("config.model.variant"):
+        grid = rows.pivot_table(index="seed", columns="config.train.loss", values="F")
+        if {"marginal", "deciding"} <= set(grid.columns):
+            per_seed[variant] = grid["marginal"] - grid["deciding"]
+    return _simple_row(per_seed, _positive_verdict)
 
 
 def _load(path: Path) -> Optional[pd.DataFrame]:
@@ -292,7 +352,22 @@ def claims_table(results: Path) -> str:
     computed = {
         preset: claim_rows(stores, test_onsets if preset == "reference" else None) for preset, stores in presets.items()
     }
+    later = {"extreme-sparsity": {}, "default": {}, "reference": {}}
+    extreme_store = _load(results / "extreme-sparsity")
+    if extreme_store is not None:
+        later["extreme-sparsity"].update(extreme_sparsity_rows(extreme_store))
+    for preset, suffix in (("default", ""), ("reference", "-reference")):
+        bandwidth_store, loss_store = _load(results / f"bandwidth{suffix}"), _load(results / f"loss-mechanism{suffix}")
+        if bandwidth_store is not None:
+            later[preset]["bandwidth"] = bandwidth_row(bandwidth_store)
+        if loss_store is not None:
+            later[preset]["loss"] = loss_row(loss_store)
     for key, claim in CLAIMS.items():
+        if key in ("weight_mask", "es_extreme", "bandwidth", "loss"):
+            found = [(preset, rows[key]) for preset, rows in later.items() if key in rows]
+            for preset, cells in found or [("–", ["not run yet"] * 2 + ["–"])]:
+                lines.append("| " + " | ".join([claim, preset, *cells]) + " |")
+            continue
         for preset, rows in computed.items():
             if key in rows and (preset != "default, marginal loss" or key in ("extreme", "agree")):
                 lines.append("| " + " | ".join([claim, preset, *rows[key]]) + " |")

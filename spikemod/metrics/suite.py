@@ -262,7 +262,6 @@ def measure(
             seeding.generator(seed, "correlation"),
             steps,
         )
-        metrics = _scored(metrics, steps, seed, kind, metric_cfg).metrics
     if "bottleneck" in metric_cfg.metrics:
         units = [
             readout_units(extract_features(model, data, config, seeding.generator(seed, seeding.inputs_purpose(train)), source="bottleneck"), config)
@@ -270,12 +269,13 @@ def measure(
             for data, train in ((train_data, True), (test_data, False))
         ]
         metrics["bottleneck"] = bottleneck_metric(*units, metric_cfg, seeding.generator(seed, "bottleneck"), steps)
-        metrics = _scored(metrics, steps, seed, kind, metric_cfg).metrics
+        kind = kind if kind != "none" else "bottleneck"
     if "weight_mask" in metric_cfg.metrics:
         metrics["weight_mask"] = weight_mask_metric(
             model, train_data, test_data, config, seeding.generator(seed, "weight-mask"), steps
         )
-    return SpecializationResult(metrics, steps, seed, kind, network_modularity(model), config)
+    scored = _scored(metrics, steps, seed, kind, metric_cfg)
+    return dataclasses.replace(scored, modularity=network_modularity(model), config=config)
 
 
 def measure_onset_pairs(

@@ -134,6 +134,7 @@ def fidelity_of_description(
     train_data = {k: v for k, v in data.items() if k != "n_test"}
     test_inputs = _task_inputs(description, test_data)
     train_inputs, metric_config = None, None
+    notes: list = []
     if specialization:
         train_inputs = _task_inputs(description, train_data, train=True)
         requested = dataclasses.replace(description.config.metrics, **(metrics or {}))
@@ -146,6 +147,11 @@ def fidelity_of_description(
         if not chosen:
             raise ConfigError("the config measures only weight masks, which spikes cannot give; choose other metrics")
         metric_config = dataclasses.replace(requested, metrics=chosen)
+        if metric_config.correlation_procedure == "reshuffled" and "correlation" in chosen:
+            # the reshuffled correlation re-runs the network on new inputs, which recorded spikes
+            # cannot: every backend is scored with the matched pairs instead, and the table says so
+            metric_config = dataclasses.replace(metric_config, correlation_procedure="matched")
+            notes.append("correlation: matched pairs (the config's reshuffled procedure re-runs the network)")
     report = fidelity.fidelity_report(
         description,
         test_inputs,
@@ -156,6 +162,7 @@ def fidelity_of_description(
         metric_config,
         description.config.seed if seed is None else seed,
     )
+    report = dataclasses.replace(report, notes=tuple(notes))
     out = Path(out) if out is not None else _default_out(path)
     _write(out, {"fidelity": report.to_tree()})
     return report, out

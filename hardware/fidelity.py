@@ -228,13 +228,15 @@ def spike_features(description: NetworkDescription, spikes: np.ndarray, digits: 
 class FidelityReport:
     """Torch vs Lava float, Lava fixed point and the NIR round trip on the same inputs.
 
-    ``simulations`` by backend; ``agreement`` of each other backend with torch; ``specialization``
+    ``notes``: what the report changed from the config (shown under the table). ``simulations``
+    by backend; ``agreement`` of each other backend with torch; ``specialization``
     F per metric (last step) of each backend, when measured.
     """
 
     simulations: Dict[str, Simulation]
     agreement: Dict[str, SpikeAgreement]
     specialization: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    notes: Tuple[str, ...] = ()
 
     def table(self) -> str:
         """A text table: one row per backend."""
@@ -256,6 +258,7 @@ class FidelityReport:
         fixed = self.simulations.get("lava-fixed")
         if fixed is not None and fixed.scale is not None:
             lines.append(f"fixed point: scale s = {fixed.scale:.6g} integer units per unit of membrane")
+        lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
     def to_tree(self) -> Dict[str, object]:

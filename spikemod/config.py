@@ -481,7 +481,7 @@ class MetricConfig:
 
     @property
     def feature_metrics(self) -> Tuple[str, ...]:
-        """The chosen metrics that are computed from any features (retraining, ablation, correlation)."""
+        """The chosen metrics that are computed from any features (retraining, ablation, correlation, parity)."""
         return tuple(m for m in self.metrics if m not in ("weight_mask", "bottleneck"))
 
 

@@ -457,3 +457,22 @@ def test_measure_on_a_checkpoint_and_on_its_export_give_the_same_torch_F_on_a_no
     # not vacuous: another seed (other noise, other readouts) gives another F
     reseeded, _ = measure_checkpoint(checkpoint, out=tmp_path / "other.h5", seed=1)
     assert reseeded.specialization() != from_checkpoint.specialization()
+
+
+@pytest.mark.lava
+def test_fidelity_scores_the_reshuffled_correlation_with_matched_pairs_and_says_so(tmp_path):
+    from spikemod.hardware.commands import export_checkpoint, fidelity_of_description
+
+    config = RunConfig().replace(
+        data=dict(dataset="digits", n_train=200, n_test=100),
+        task=dict(n_steps=4),
+        model=dict(variant="spiking", n_neurons=8, p=0.2),
+        train=dict(epochs=1, batch_size=32),
+        metrics=dict(metrics=("correlation",), correlation_procedure="reshuffled", correlation_batches=2),
+    )
+    result = train(config, progress=False)
+    checkpoint = save_checkpoint(tmp_path / "run.h5", result.model, config, result.history)
+    _, net = export_checkpoint(checkpoint, tmp_path / "net.h5")
+    report, _ = fidelity_of_description(net, specialization=True)
+    assert "correlation" in report.specialization["torch"]
+    assert report.notes and "matched pairs" in report.notes[0] and "matched pairs" in report.table()

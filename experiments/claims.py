@@ -225,6 +225,8 @@ def _paired(per_seed: PerSeed) -> str:
     if len(both) < 2:
         return "–"
     difference = both["rate"] - both["spiking"]
+    if difference.std() < 1e-12:  # no spread (to rounding): the t statistic is undefined
+        return f"{difference.mean():+.2f} (the same in all {len(both)} seeds)"
     p = stats.ttest_rel(both["rate"], both["spiking"]).pvalue
     return f"{difference.mean():+.2f} (paired t-test over {len(both)} seeds, p = {p:.2g})"
 

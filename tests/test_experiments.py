@@ -253,7 +253,7 @@ def test_claims_decide_extreme_sparsity_and_metric_agreement_per_seed(tmp_path, 
     np.testing.assert_allclose(d["spiking"].to_numpy(), 0.45)  # one synapse 0.1 lower: mean(0.8, 0.7) − 0.3
     rows = claims.claim_rows({"fig2": table}, None)
     assert rows["extreme"][0].startswith("holds: d = +0.50") and "e = +0.10" in rows["extreme"][0]
-    assert "+0.05 (paired t-test over 3 seeds" in rows["extreme"][2]
+    assert "+0.05 (the same in all 3 seeds)" in rows["extreme"][2]  # 0.5 − 0.45 in every seed
     assert rows["agree"][0].startswith("holds: retraining +0.70")  # 0.9 − 0.2
     assert rows["collapse"][0] == "not run yet" and rows["size"][1] == "not run yet"
     mean, half, n = claims.interval(pd.Series([0.4, 0.6]))

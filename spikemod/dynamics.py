@@ -65,8 +65,8 @@ class Population:
     interconnect acts; None: from step 1) and ``cap`` [K] (spikes per step and direction; None: no
     cap) may differ between the networks; with a cap, ``eligible`` [K, M, M, n] bool ([k, i, j, c]:
     neuron c of module j has a synapse into module i ≠ j) says which spikes count against it, and
-    ``router_generators`` (one per network) draw which ones pass under the ``random`` policy
-    (None: the lowest addresses pass).
+    ``router_seeds`` (one per network) seed the draws of which ones pass under the ``random``
+    policy, fresh for every :func:`run` (None: the lowest addresses pass).
     """
 
     w_rec: torch.Tensor
@@ -78,7 +78,7 @@ class Population:
     eligible: Optional[torch.Tensor] = None
     onset: Optional[torch.Tensor] = None
     cap: Optional[torch.Tensor] = None
-    router_generators: Optional[Sequence[torch.Generator]] = None
+    router_seeds: Optional[Sequence[int]] = None
 
     @property
     def spiking(self) -> bool:
@@ -186,7 +186,13 @@ def router_pass(candidates: torch.Tensor, cap, priority: Optional[torch.Tensor] 
     return candidates * (rank < cap)
 
 
-def _capped_current(population: Population, spikes: torch.Tensor, w_blocks: torch.Tensor, t: int) -> torch.Tensor:
+def _capped_current(
+    population: Population,
+    spikes: torch.Tensor,
+    w_blocks: torch.Tensor,
+    t: int,
+    router_generators: Optional[Sequence[torch.Generator]],
+) -> torch.Tensor:
     """W_rec(t)·s with at most ``cap`` spikes per step and direction crossing between modules.
 
     Of the spiking neurons of module j with a synapse into module i, the ``cap`` with the lowest
@@ -199,9 +205,9 @@ def _capped_current(population: Population, spikes: torch.Tensor, w_blocks: torc
         eligible = eligible * (population.onset <= t).to(s.dtype).view(-1, 1, 1, 1)
     candidates = s[:, :, None] * eligible[:, None]  # [K, B, i, j, n]
     priority = None
-    if population.router_generators is not None:  # uniform priorities drawn on the CPU, per network
+    if router_generators is not None:  # uniform priorities drawn on the CPU, per network
         shape = candidates.shape[1:]
-        priority = torch.stack([torch.rand(shape, generator=g) for g in population.router_generators]).to(s.device)
+        priority = torch.stack([torch.rand(shape, generator=g) for g in router_generators]).to(s.device)
     passed = router_pass(candidates, population.cap.view(-1, 1, 1, 1, 1), priority)
     own = torch.eye(m, dtype=s.dtype, device=s.device)[..., None]
     routed = passed + s[:, :, None] * own
@@ -219,6 +225,8 @@ def run(population: Population, drives: Sequence[torch.Tensor], last_only: bool 
         k, big_n, _ = population.w_rec.shape
         m = population.n_modules
         w_blocks = population.w_rec.view(k, m, big_n // m, m, big_n // m).transpose(2, 3)  # [K, i, j, a, c]
+    seeds = population.router_seeds
+    router_generators = None if seeds is None else [torch.Generator().manual_seed(seed) for seed in seeds]
     state = drives[0].new_zeros(drives[0].shape)
     mem = drives[0].new_zeros(drives[0].shape) if population.spiking else None
     states, membranes = [], []
@@ -226,7 +234,7 @@ def run(population: Population, drives: Sequence[torch.Tensor], last_only: bool 
         if w_blocks is None:
             current = torch.baddbmm(drive, state, w_t)
         else:
-            current = drive + _capped_current(population, state, w_blocks, t)
+            current = drive + _capped_current(population, state, w_blocks, t, router_generators)
         if population.spiking:
             state, mem = lif_step(current, mem, population.beta[:, None], population.threshold[:, None], population.spike_fn)
             membranes.append(mem)

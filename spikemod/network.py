@@ -316,7 +316,7 @@ class ModularNetwork(nn.Module):
                 spike_fn=self.spike_fn,
                 eligible=None if cfg.bandwidth_cap is None else self.eligible_sources()[None],
                 cap=None if cfg.bandwidth_cap is None else torch.tensor([cfg.bandwidth_cap], device=self.device),
-                router_generators=self.router_generators(),
+                router_seeds=[self.router_seed] if cfg.router == "random" else None,
             )
         onset = None if cfg.interconnect_onset == 1 else torch.tensor([cfg.interconnect_onset], device=self.device)
         return dynamics.Population(
@@ -338,12 +338,6 @@ class ModularNetwork(nn.Module):
             leak=cfg.beta if self.spiking and cfg.spike_readout == "membrane" else None,
             counts=self.spiking and cfg.spike_readout == "count",
         )
-
-    def router_generators(self) -> Optional[List[torch.Generator]]:
-        """Fresh generators of the random router's draws (K = 1), or None (no cap, or by address)."""
-        if self.config.bandwidth_cap is None or self.config.router != "random":
-            return None
-        return [torch.Generator().manual_seed(self.router_seed)]
 
     # ----- forward -----
 

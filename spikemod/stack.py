@@ -158,19 +158,13 @@ class NetworkStack(nn.Module):
                 spike_fn=self.spike_fn,
                 eligible=None if self.cap is None else self.eligible_sources(),
                 cap=self.cap,
-                router_generators=self.router_generators(),
+                router_seeds=self.router_seeds,
             )
         return dynamics.Population(w_rec, self.hidden_bias(), self.n_modules, onset=self.onset, **spiking)
 
     def hidden_bias(self) -> torch.Tensor:
         """The recurrent bias b [K, N] (zero without a hidden bias)."""
         return self.param("b") if "b" in self.names else self.zero_bias
-
-    def router_generators(self) -> Optional[List[torch.Generator]]:
-        """Fresh generators of the random router's draws, one per network, or None."""
-        if self.cap is None or self.router_seeds is None:
-            return None
-        return [torch.Generator().manual_seed(seed) for seed in self.router_seeds]
 
     def readout_parameters(self) -> dynamics.Readout:
         """The K readouts as a :class:`~spikemod.dynamics.Readout`."""

@@ -13,14 +13,14 @@ code therefore runs on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
 from ..config import RunConfig
 from ..task import network_input
 
-__all__ = ["FeatureSet", "FEATURE_KINDS", "module_features", "extract_features", "output_features", "select_features"]
+__all__ = ["FeatureSet", "FEATURE_KINDS", "feature_epochs", "module_features", "extract_features", "output_features", "select_features"]
 
 #: How states [T, B, N] become features: tanh states as they are, or spike counts or traces.
 FEATURE_KINDS = ("rate", "count", "trace")
@@ -76,6 +76,12 @@ class FeatureSet:
     def at_steps(self, steps: torch.Tensor) -> "FeatureSet":
         """The same samples at the given 0-based steps only."""
         return FeatureSet(self.features[steps], self.digits, self.n_classes, self.kind)
+
+
+def feature_epochs(train: "FeatureSet | Sequence[FeatureSet]") -> List[FeatureSet]:
+    """Readout training features as one set per epoch: a single set serves every epoch; a sequence
+    holds the same pairs with fresh input noise, one draw per epoch (``MetricConfig.readout_noise``)."""
+    return [train] if isinstance(train, FeatureSet) else list(train)
 
 
 def module_features(

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..config import MetricConfig
-from .features import FeatureSet
+from .features import FeatureSet, feature_epochs
 from .retraining import retraining_metric
 from .scores import MetricScores
 
@@ -34,6 +34,6 @@ def parity_metric(
     """M(m, k) = held-out accuracy of module m's readout for the parity of digit k (b = 1/2).
 
     ``details``: ``all_modules_accuracy`` [T, K]."""
-    epochs = [train] if isinstance(train, FeatureSet) else list(train)
-    scores, _ = retraining_metric([parity_features(t) for t in epochs], parity_features(test), config, generator, steps)
+    epochs = [parity_features(t) for t in feature_epochs(train)]
+    scores, _ = retraining_metric(epochs, parity_features(test), config, generator, steps)
     return dataclasses.replace(scores, name="parity")

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import MetricConfig
-from .features import FeatureSet
+from .features import FeatureSet, feature_epochs
 from .scores import MetricScores
 
 __all__ = ["Readouts", "readout_loss", "train_readouts", "retraining_metric", "EVAL_CHUNK"]
@@ -114,7 +114,7 @@ def train_readouts(
 ) -> tuple[Readouts, torch.Tensor]:
     """Train all readouts on ``train`` (or in epoch e on ``train[e mod len(train)]``: the same pairs
     with fresh input noise); return them and their held-out accuracy [S, K, T] on ``test``."""
-    epochs = [train] if isinstance(train, FeatureSet) else list(train)
+    epochs = feature_epochs(train)
     for features in epochs:
         _check_pair(features, test)
     train = epochs[0]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import h5py
 import numpy as np
@@ -27,7 +27,7 @@ from ..h5tree import read_tree, write_tree
 from .ablation import ablation_metric
 from .bottleneck import bottleneck_metric, readout_units
 from .correlation import correlation_metric, reshuffled_correlation_metric
-from .features import FeatureSet, extract_features
+from .features import FeatureSet, extract_features, feature_epochs
 from .probes import parity_metric
 from .retraining import retraining_metric, train_readouts
 from .scores import UNIT, MetricScores, scoring
@@ -39,6 +39,7 @@ __all__ = [
     "measure_features",
     "measure_onset_pairs",
     "measure_test_onsets",
+    "readout_training_features",
     "measure_checkpoint",
     "RESULTS_GROUP",
 ]
@@ -184,7 +185,7 @@ def measure_features(
             "the reshuffled correlation re-runs the network on reshuffled inputs, which features do not "
             "allow; use measure(model, ...) or MetricConfig.correlation_procedure = 'matched'"
         )
-    epochs = [train] if isinstance(train, FeatureSet) else list(train)
+    epochs = feature_epochs(train)
     if any(t.n_digits != 2 for t in epochs) or test.n_digits != 2:
         raise ValueError("the specialization scores compare two digits: digits must be [B, 2]")
     steps = measured_steps(test.n_steps, config.per_step)
@@ -217,6 +218,15 @@ def _scored(
     return SpecializationResult(metrics, steps, seed, kind)
 
 
+def readout_training_features(model: torch.nn.Module, train_data, config: RunConfig, seed: int) -> List[FeatureSet]:
+    """The features metric readouts train on, from the ``inputs/train`` stream of ``seed``: one
+    draw, or with ``MetricConfig.readout_noise`` ``fresh`` one draw of input noise per readout epoch."""
+    metric_cfg = config.metrics
+    draws = metric_cfg.readout_epochs if metric_cfg.readout_noise == "fresh" else 1
+    inputs = seeding.generator(seed, seeding.inputs_purpose(True))
+    return [extract_features(model, train_data, config, inputs) for _ in range(draws)]
+
+
 def measure(
     model: torch.nn.Module,
     train_data,
@@ -244,9 +254,7 @@ def measure(
     kind = "none"
     steps = measured_steps(config.n_steps, metric_cfg.per_step)
     if feature_metrics:
-        train_inputs = seeding.generator(seed, seeding.inputs_purpose(True))
-        draws = metric_cfg.readout_epochs if metric_cfg.readout_noise == "fresh" else 1
-        train_features = [extract_features(model, train_data, config, train_inputs) for _ in range(draws)]
+        train_features = readout_training_features(model, train_data, config, seed)
         test_features = extract_features(model, test_data, config, seeding.generator(seed, seeding.inputs_purpose(False)))
         measured = measure_features(
             train_features, test_features, dataclasses.replace(metric_cfg, metrics=feature_metrics), seed
@@ -317,9 +325,7 @@ def measure_test_onsets(
     metric_cfg = config.metrics
     steps = measured_steps(config.n_steps, metric_cfg.per_step)
     rows = torch.as_tensor(steps - 1)
-    train_inputs = seeding.generator(seed, seeding.inputs_purpose(True))
-    draws = metric_cfg.readout_epochs if metric_cfg.readout_noise == "fresh" else 1
-    train = [extract_features(model, train_data, config, train_inputs).at_steps(rows) for _ in range(draws)]
+    train = [f.at_steps(rows) for f in readout_training_features(model, train_data, config, seed)]
     plain_test = extract_features(model, test_data, config, seeding.generator(seed, seeding.inputs_purpose(False)))
     readouts, _ = train_readouts(train, plain_test.at_steps(rows), metric_cfg, seeding.generator(seed, "readouts"))
     form = scoring(metric_cfg.module_score, metric_cfg.clip_correlation, "retraining")

@@ -16,10 +16,13 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
+import pandas as pd
+from spikemod.cli import add_slurm_options, slurm_options
 from spikemod.config import LOSSES, PRESETS, ConfigError, RunConfig
 from spikemod.data import DataUnavailableError, load_image_sets
-from spikemod.executors import run_local
+from spikemod.executors import SweepReport, run_local
 from spikemod.presets import with_preset
+from spikemod.results import load_results
 from spikemod.identity import config_overrides
 from spikemod.training import check_device
 from spikemod.results import ResultStore
@@ -86,8 +89,34 @@ def make_parser(description: str, name: str, quick_seeds: int = 2) -> argparse.A
         "--figures-only", action="store_true", help="draw the figures from the store, run nothing"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the number of runs and stop")
+    add_executor_options(parser)
     parser.set_defaults(name=name, quick_seeds=quick_seeds)
     return parser
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """``--executor local|slurm`` and the slurm executor's options (``spikemod sweep``'s)."""
+    parser.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default="local",
+        help="local (default: --workers processes here) or slurm (a job array through submitit; "
+        "the figures are drawn once the jobs end, or on a later call with --no-wait)",
+    )
+    add_slurm_options(parser)
+
+
+def run_sweep(args: argparse.Namespace, configs: Sequence[RunConfig], store: Path) -> SweepReport:
+    """Run the missing runs of ``configs`` into ``store`` with ``--executor``."""
+    if args.executor == "slurm":
+        from spikemod.slurm import run_slurm
+
+        return run_slurm(
+            configs, store, slurm_options(args), keep_checkpoints=args.keep_checkpoints, device=args.device
+        )
+    return run_local(
+        configs, store, workers=args.workers, keep_checkpoints=args.keep_checkpoints, device=args.device
+    )
 
 
 def dataset(args: argparse.Namespace) -> str:
@@ -170,10 +199,10 @@ def run_experiment(
             load_image_sets(data, train=True)
         start = time.perf_counter()
         check_device(args.device)
-        report = run_local(
-            configs, store, workers=args.workers, keep_checkpoints=args.keep_checkpoints, device=args.device
-        )
+        report = run_sweep(args, configs, store)
         print(f"sweep finished in {time.perf_counter() - start:.0f} s", flush=True)
+        if ResultStore(store).completed():
+            print(stage_times(load_results(store)), flush=True)
         if not report.ok:
             print(report.describe(), file=sys.stderr)
             status = 1
@@ -183,6 +212,20 @@ def run_experiment(
     for path in draw(store):
         print(f"figure: {path}")
     return status
+
+
+def stage_times(table: pd.DataFrame) -> str:
+    """Where the time of a store's runs went: worker-seconds per stage (``meta.stage_s``:
+    training, feature extraction, each metric, resources, ...), summed over the runs that
+    recorded them, and their share."""
+    columns = [c for c in table.columns if c.startswith("meta.stage_s.")]
+    if not columns:
+        return "stage times: none recorded (runs stored before spikemod recorded them)"
+    totals = table[columns].sum().rename(lambda c: c.removeprefix("meta.stage_s."))
+    counted = int(table[columns].notna().any(axis=1).sum())
+    lines = [f"worker-seconds per stage over {counted} runs:"]
+    lines += [f"  {stage:<12} {seconds:9.1f} s  {seconds / totals.sum():6.1%}" for stage, seconds in totals.items()]
+    return "\n".join(lines)
 
 
 def main_guard(main: Callable[[Optional[List[str]]], int]) -> None:

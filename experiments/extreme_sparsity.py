@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import pandas as pd
-from common import RESULTS, dataset, main_guard, run_experiment, seeds
+from common import RESULTS, add_executor_options, dataset, main_guard, run_experiment, seeds
 
 from spikemod.config import RunConfig
 from spikemod.presets import with_preset
@@ -52,6 +52,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--figures-only", action="store_true", help="draw from the store, run nothing")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and stop")
+    add_executor_options(parser)
     parser.set_defaults(name="extreme-sparsity", quick_seeds=1)
     return parser
 

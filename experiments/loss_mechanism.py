@@ -12,7 +12,7 @@ decodable as p grows while its identity stays near chance; under ``deciding`` bo
 
     SPIKEMOD_DATA=/path/to/data python experiments/loss_mechanism.py --workers 2 --seeds 10
     python experiments/loss_mechanism.py --quick      # offline smoke run
-    python experiments/loss_mechanism.py --preset reference --workers 2   # where the effect lives
+    python experiments/loss_mechanism.py --preset reference --points one 1 --seeds 5  # where the effect lives
 
 Results go to experiments/results/loss-mechanism (``-reference`` for the reference preset; the
 concat readout trains only with the deciding loss, so it has no loss comparison); running the
@@ -23,6 +23,7 @@ and each loss against ``deciding``, paired over seeds with a paired t-test) are 
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import List, Optional
 
@@ -43,7 +44,7 @@ LOSS_STYLES = {"deciding": "-", "marginal": "--", "each": ":"}
 def configs(args) -> List[RunConfig]:
     base = base_config(args)
     base = base.replace(metrics={"metrics": METRICS})
-    points = P_QUICK if args.quick else P_FULL
+    points = args.points or (P_QUICK if args.quick else P_FULL)
     return [
         base.replace(model={"variant": variant, **model_fields(p, base.model.n_neurons)}, train={"loss": loss}, seed=seed)
         for seed in seeds(args)
@@ -51,6 +52,19 @@ def configs(args) -> List[RunConfig]:
         for loss in LOSSES
         for p in points
     ]
+
+
+def point(text: str) -> "str | float":
+    """A --points entry: ``one`` or a density in (0, 1]."""
+    if text == "one":
+        return text
+    try:
+        p = float(text)
+    except ValueError:
+        p = -1.0
+    if not 0 < p <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'one' or a density p in (0, 1]")
+    return p
 
 
 def columns(table: pd.DataFrame) -> pd.DataFrame:
@@ -146,6 +160,13 @@ def draw(store: Path) -> List[Path]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = make_parser(__doc__.split("\n\n")[0], "loss-mechanism", quick_seeds=1)
+    parser.add_argument(
+        "--points",
+        nargs="+",
+        type=point,
+        help="interconnect points: 'one' (one synapse each way) or densities p, e.g. --points one 1 "
+        "(default: Fig. 2's grid, one 0.01 0.05 0.1 0.5 1)",
+    )
     args = parser.parse_args(argv)
     return run_experiment(args, configs(args), draw)
 

@@ -21,7 +21,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .config import (
@@ -42,7 +42,18 @@ from .config import (
 )
 from .sweep import SweepSpec, parse_grid_option
 
-__all__ = ["main", "build_parser", "subcommand", "add_run_options", "run_config_from_args"]
+if TYPE_CHECKING:
+    from .slurm import SlurmOptions
+
+__all__ = [
+    "main",
+    "build_parser",
+    "subcommand",
+    "add_run_options",
+    "run_config_from_args",
+    "add_slurm_options",
+    "slurm_options",
+]
 
 AddParser = Callable[[Any], None]
 _SUBCOMMANDS: List[AddParser] = []
@@ -338,6 +349,13 @@ def sweep_command(subparsers: Any) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_device_option(parser)
+    add_slurm_options(parser)
+    parser.set_defaults(handler=_sweep)
+
+
+def add_slurm_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the ``slurm`` executor (submitit): job resources, sbatch options, waiting
+    (read back by :func:`slurm_options`)."""
     slurm = parser.add_argument_group("slurm executor (submitit)")
     slurm.add_argument("--partition", help="SLURM partition (default: the cluster's default)")
     slurm.add_argument("--time", type=int, default=60, metavar="MIN", help="time limit per job in minutes")
@@ -361,7 +379,23 @@ def sweep_command(subparsers: Any) -> None:
         help="further sbatch option, e.g. --slurm-option account=mylab --slurm-option qos=short (repeatable)",
     )
     slurm.add_argument("--no-wait", action="store_true", help="submit and return; run again to resume")
-    parser.set_defaults(handler=_sweep)
+
+
+def slurm_options(args: argparse.Namespace) -> "SlurmOptions":
+    """The :class:`~spikemod.slurm.SlurmOptions` of parsed :func:`add_slurm_options` options."""
+    from .slurm import SlurmOptions
+
+    return SlurmOptions(
+        partition=args.partition,
+        time_min=args.time,
+        cpus=args.cpus,
+        mem_gb=args.mem,
+        array_parallelism=args.array_parallelism,
+        cluster=args.submitit_cluster,
+        wait=not args.no_wait,
+        extra=tuple(_slurm_option(text) for text in args.slurm_option),
+        gpus=args.gpus,
+    )
 
 
 def _sweep_spec(args: argparse.Namespace) -> SweepSpec:
@@ -389,7 +423,7 @@ def _slurm_option(text: str) -> Tuple[str, str]:
 
 def _sweep(args: argparse.Namespace) -> int:
     from .executors import LOCAL_CHUNK_SIZE, plan_sweep, run_local
-    from .slurm import SLURM_CHUNK_SIZE, SlurmOptions, run_slurm
+    from .slurm import SLURM_CHUNK_SIZE, run_slurm
 
     from .training import check_device
 
@@ -411,21 +445,10 @@ def _sweep(args: argparse.Namespace) -> int:
             device=args.device,
         )
     else:
-        slurm = SlurmOptions(
-            partition=args.partition,
-            time_min=args.time,
-            cpus=args.cpus,
-            mem_gb=args.mem,
-            array_parallelism=args.array_parallelism,
-            cluster=args.submitit_cluster,
-            wait=not args.no_wait,
-            extra=tuple(_slurm_option(text) for text in args.slurm_option),
-            gpus=args.gpus,
-        )
         report = run_slurm(
             configs,
             args.store,
-            slurm,
+            slurm_options(args),
             chunk_size=args.chunk_size or SLURM_CHUNK_SIZE,
             progress=progress,
             keep_checkpoints=keep,

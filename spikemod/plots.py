@@ -224,7 +224,8 @@ def extreme_sparsity_figure(table: pd.DataFrame, out_dir: "str | Path", name: st
     """"Extreme sparsity" Fig. 3 and 4 for rate and spiking: one column per metric (weight mask,
     bottleneck, correlation; those measured), rows: M_spec against p (log axis), against Q, and
     the raw metrics M(n, n) (solid) and M(n, 1 − n) (dashed); a last column with the test accuracy
-    against p and, for spiking, M_spec against the inter-module spikes per sample."""
+    against p and, for spiking, every metric's M_spec and the accuracy against the inter-module
+    spikes per sample."""
     _require_rows(table)
     metrics = [m for m in EXTREME_SPARSITY_METRICS if f"specialization.{m}.raw" in table]
     if not metrics:
@@ -251,23 +252,30 @@ def extreme_sparsity_figure(table: pd.DataFrame, out_dir: "str | Path", name: st
                 ax.set_xscale("log")
         axes[2, j].legend(fontsize="x-small")
     last = axes[:, -1]
-    for variant, rows in table.assign(synapses=table["q.n_synapses"].astype(int)).groupby("config.model.variant"):
+    standard = table.assign(synapses=table["q.n_synapses"].astype(int))
+    if "config.model.bottleneck" in standard:  # the accuracy of the networks without a bottleneck
+        standard = standard[standard["config.model.bottleneck"].isna()]
+    for variant, rows in standard.groupby("config.model.variant"):
         _plot_curve(last[0], rows, "q.p", "accuracy_mean", VARIANT_COLORS.get(variant, "k"), variant)
-    last[0].set(xscale="log", xlabel="interconnect density p", ylabel="test accuracy", title="accuracy")
+    last[0].set(xscale="log", xlabel="interconnect density p", ylabel="test accuracy", title="accuracy (no bottleneck)")
     last[0].grid(alpha=0.3)
     last[0].legend(fontsize="small")
-    spiking = False
-    for j, metric in enumerate(metrics[:2]):
-        rows = extreme_sparsity_columns(table, metric)
-        rows = rows[rows["config.model.variant"] == "spiking"]
-        if len(rows) and "traffic.total" in rows:
-            spiking = True
-            _plot_measured(last[1 + j], rows, "traffic.total", "spec", f"C{j + 2}", METRIC_LABELS[metric])
-            last[1 + j].set(xscale="symlog", xlabel="inter-module spikes per sample", ylabel="$M_{spec}$ (spiking)")
-            last[1 + j].grid(alpha=0.3)
-            last[1 + j].legend(fontsize="small")
-    for ax in last[1:] if not spiking else []:
-        ax.set_visible(False)
+    spiking = table[table["config.model.variant"] == "spiking"]
+    if len(spiking) and "traffic.total" in spiking:
+        for j, metric in enumerate(metrics):
+            rows = extreme_sparsity_columns(spiking, metric)
+            _plot_measured(last[1], rows, "traffic.total", "spec", f"C{j + 2}", METRIC_LABELS[metric])
+        accuracy = standard[standard["config.model.variant"] == "spiking"]
+        _plot_measured(last[2], accuracy, "traffic.total", "accuracy_mean", VARIANT_COLORS["spiking"], "spiking")
+        last[1].set(ylabel="$M_{spec}$ (spiking)")
+        last[2].set(ylabel="test accuracy (spiking)")
+        for ax in last[1:]:
+            ax.set(xscale="symlog", xlabel="inter-module spikes per sample")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+    else:
+        for ax in last[1:]:
+            ax.set_visible(False)
     figure.suptitle(f"Specialization against structural modularity, \"Extreme sparsity\" setup ({seeds_text(table)})")
     return save_figure(figure, out_dir, name)
 

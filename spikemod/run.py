@@ -21,6 +21,7 @@ from .config import ConfigError, RunConfig
 from .decisions import decision_statistics
 from .metrics.suite import measure, measure_onset_pairs
 from .resources import measure_resources
+from .stopwatch import Stopwatch
 from .task import PairDataset
 from .training import TrainResult, batch_key, train
 
@@ -48,22 +49,33 @@ def run_one(
     ``per_step`` [M, M] from the kept epoch); ``decisions`` (separate readouts: who decides, by
     what margin, and whether the answer holder does, :func:`~spikemod.decisions.decision_statistics`);
     ``resources`` (mean counts and energy per inference); ``history`` (per-epoch training curves); ``meta`` (wall time, host, versions,
-    training speed: provenance that is not a function of the config).
+    training speed, ``stage_s``: seconds per stage, ``training``, ``features``, each metric,
+    ``resources``, ``decisions``, ``onset_pairs``: provenance that is not a function of the config).
     ``trained``: the run's network already trained (by :func:`run_chunk`'s stack); it is then
-    only measured, and ``wall_time_s`` covers the measurement only. ``on_trained(config, trained)``
+    only measured, and ``wall_time_s`` covers the measurement only (``run_chunk`` adds the run's
+    share of the stack's training to ``stage_s``). ``on_trained(config, trained)``
     is called once the network is trained, before it is measured (e.g. to store its checkpoint).
     ``device``: where the network trains and runs for its measurement (``cpu`` or ``cuda``).
     """
     start = time.perf_counter()
-    trained = train(config, progress=False, device=device) if trained is None else trained
+    watch = Stopwatch()
+    if trained is None:
+        with watch("training"):
+            trained = train(config, progress=False, device=device)
     if on_trained is not None:
         on_trained(config, trained)
     model = trained.model.to(device)
     train_set = PairDataset(config.data, config.task, train=True, seed=config.seed)
     test_set = PairDataset(config.data, config.task, train=False, seed=config.seed)
     specialization = measure(model, train_set, test_set, config)
-    counts = measure_resources(model, test_set, config)
-    decisions = decision_statistics(model, test_set, config) if config.model.readout_scheme == "separate" else None
+    for stage, seconds in specialization.seconds.items():
+        watch.add(stage, seconds)
+    with watch("resources"):
+        counts = measure_resources(model, test_set, config)
+    decisions = None
+    if config.model.readout_scheme == "separate":
+        with watch("decisions"):
+            decisions = decision_statistics(model, test_set, config)
 
     history = dict(trained.history)
     samples_per_second = history.pop("samples_per_second")
@@ -75,13 +87,16 @@ def run_one(
     if "test_cross_spikes" in history:
         traffic["per_step"] = np.asarray(history["test_cross_spikes"][best_epoch])
     accuracy = trained.test_accuracy.numpy()
-    onset_pairs = {
-        pair: {
-            name: {"module_scores": scores.module_scores, "F": scores.specialization}
-            for name, scores in r.metrics.items()
-        }
-        for pair, r in measure_onset_pairs(model, train_set, test_set, config).items()
-    }
+    onset_pairs = {}
+    if config.metrics.onset_pairs:
+        with watch("onset_pairs"):
+            onset_pairs = {
+                pair: {
+                    name: {"module_scores": scores.module_scores, "F": scores.specialization}
+                    for name, scores in r.metrics.items()
+                }
+                for pair, r in measure_onset_pairs(model, train_set, test_set, config).items()
+            }
     model.cpu()  # measured: free the device
     return {
         "accuracy": accuracy,
@@ -110,6 +125,7 @@ def run_one(
         "history": {key: np.asarray(value) for key, value in history.items()},
         "meta": {
             "wall_time_s": time.perf_counter() - start,
+            "stage_s": watch.seconds,
             "samples_per_second": np.asarray(samples_per_second),
             "host": socket.gethostname(),
             "finished_at": time.time(),
@@ -137,8 +153,12 @@ def run_chunk(
         groups.setdefault(batch_key(config), []).append(config)
     results = []
     for group in groups.values():
-        for config, network in zip(group, train(group, progress=False, device=device)):
+        start = time.perf_counter()
+        trained = train(group, progress=False, device=device)
+        share = (time.perf_counter() - start) / len(group)  # each run's share of the stack's training
+        for config, network in zip(group, trained):
             result = run_one(config, network, on_trained, device)
+            result["meta"]["stage_s"] = {"training": share, **result["meta"]["stage_s"]}
             if on_result is not None:
                 on_result(config, result)
             results.append(result)

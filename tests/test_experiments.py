@@ -270,3 +270,47 @@ def test_side_by_side_puts_the_notebook_beside_both_presets(tmp_path, monkeypatc
     assert "| one synapse | rate | reference notebook | 1 | 0.69 | 0.92 | 0.86 | 0.60 |" in lines
     assert "| one synapse | rate | default preset | 3 | 0.90 ± 0.05 | 0.91 ± 0.05 | 0.92 ± 0.05 | 0.85 ± 0.00 |" in lines
     assert "| p = 1 | spiking | reference preset | 1 | 0.18 | 0.19 | 0.20 | 0.85 |" in lines
+
+
+# ----- the whole suite in one command -----
+
+
+def test_run_all_runs_every_stage_with_the_forwarded_options(scripts, monkeypatch, capsys):
+    import run_all
+
+    calls = []
+    stages = {name: (lambda argv, name=name: calls.append((name, argv)) or 0, defaults) for name, (_, defaults) in run_all.STAGES.items()}
+    monkeypatch.setattr(run_all, "STAGES", stages)
+    assert run_all.main(["--workers", "2", "--executor", "slurm", "--partition", "cpu"]) == 0
+    forwarded = ["--workers", "2", "--executor", "slurm", "--partition", "cpu"]
+    assert calls == [
+        ("fig2", ["--seeds", "10", *forwarded]),  # the issue's 10 seeds for Fig. 2
+        ("fig3", forwarded),
+        ("fig4", forwarded),
+        ("extreme-sparsity", forwarded),
+    ]
+    assert "wall time per stage" in capsys.readouterr().out
+    calls.clear()
+    assert run_all.main(["--stages", "fig2", "--quick"]) == 0
+    assert calls == [("fig2", ["--quick"])]  # quick mode keeps the script's own seeds
+
+
+def test_figure_scripts_run_through_the_slurm_executor(scripts, monkeypatch, tmp_path):
+    """--executor slurm hands the same configs to spikemod.slurm.run_slurm with the slurm options."""
+    import spikemod.slurm
+    from spikemod.executors import plan_sweep
+
+    fig2 = scripts[0]
+    handed = {}
+
+    def fake_run_slurm(configs, store, options, **kwargs):
+        handed.update(configs=list(configs), store=store, options=options, **kwargs)
+        return plan_sweep([], store).report()
+
+    monkeypatch.setattr(spikemod.slurm, "run_slurm", fake_run_slurm)
+    argv = ["--quick", "--store", str(tmp_path / "store"), "--executor", "slurm", "--submitit-cluster", "local",
+            "--time", "30", "--slurm-option", "account=lab"]
+    fig2.main(argv)  # nothing stored by the fake: the script reports that there is nothing to draw
+    args = fig2.make_parser("", "fig2").parse_args(argv)
+    assert handed["configs"] == fig2.configs(args) and handed["store"] == tmp_path / "store"
+    assert (handed["options"].cluster, handed["options"].time_min, handed["options"].extra) == ("local", 30, (("account", "lab"),))

@@ -23,6 +23,7 @@ import torch
 from .. import __version__, seeding
 from ..config import MetricConfig, RunConfig
 from ..modularity import Modularity, network_modularity
+from ..stopwatch import Stopwatch
 from ..h5tree import read_tree, write_tree
 from .ablation import ablation_metric
 from .bottleneck import bottleneck_metric, readout_units
@@ -59,6 +60,8 @@ class SpecializationResult:
     ``metrics`` maps a metric name to its :class:`MetricScores` (arrays [T, M, K] and F [T]);
     ``steps`` are the 1-based time steps measured; ``features`` the kind of features
     (``rate``, ``count``, ``trace`` or ``bottleneck``; ``none`` when only weight masks ran).
+    ``seconds``: wall time per stage of the measurement (``features``, then each metric), which
+    is provenance and not stored with the scores.
     """
 
     metrics: Dict[str, MetricScores]
@@ -67,6 +70,7 @@ class SpecializationResult:
     features: str
     modularity: Optional[Modularity] = None
     config: Optional[RunConfig] = None
+    seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
 
     def specialization(self) -> Dict[str, float]:
         """F of every metric at the last measured step."""
@@ -192,30 +196,35 @@ def measure_features(
     rows = torch.as_tensor(steps - 1)
     train, test = [t.at_steps(rows) for t in epochs], test.at_steps(rows)
     metrics: Dict[str, MetricScores] = {}
+    watch = Stopwatch()
     if "retraining" in config.metrics or "ablation" in config.metrics:
-        retraining, readouts = retraining_metric(train, test, config, seeding.generator(seed, "readouts"), steps)
+        with watch("retraining"):  # the readouts, which ablation scores too
+            retraining, readouts = retraining_metric(train, test, config, seeding.generator(seed, "readouts"), steps)
         if "retraining" in config.metrics:
             metrics["retraining"] = retraining
         if "ablation" in config.metrics:
-            metrics["ablation"] = ablation_metric(readouts, test, steps, config.ablation_score)
+            with watch("ablation"):
+                metrics["ablation"] = ablation_metric(readouts, test, steps, config.ablation_score)
     if "parity" in config.metrics:
-        metrics["parity"] = parity_metric(train, test, config, seeding.generator(seed, "readouts"), steps)
+        with watch("parity"):
+            metrics["parity"] = parity_metric(train, test, config, seeding.generator(seed, "readouts"), steps)
     if "correlation" in config.metrics:
-        metrics["correlation"] = correlation_metric(
-            test, config.correlation, seeding.generator(seed, "correlation"), steps
-        )
-    return _scored(metrics, steps, seed, test.kind, config)
+        with watch("correlation"):
+            metrics["correlation"] = correlation_metric(
+                test, config.correlation, seeding.generator(seed, "correlation"), steps
+            )
+    return _scored(metrics, steps, seed, test.kind, config, watch)
 
 
 def _scored(
-    metrics: Dict[str, MetricScores], steps: np.ndarray, seed: int, kind: str, config: MetricConfig
+    metrics: Dict[str, MetricScores], steps: np.ndarray, seed: int, kind: str, config: MetricConfig, watch: Stopwatch
 ) -> SpecializationResult:
     """The result with each metric's module score and clip from ``config`` (:func:`.scores.scoring`)."""
     metrics = {
         name: dataclasses.replace(scores, **scoring(config.module_score, config.clip_correlation, name))
         for name, scores in metrics.items()
     }
-    return SpecializationResult(metrics, steps, seed, kind)
+    return SpecializationResult(metrics, steps, seed, kind, seconds=watch.seconds)
 
 
 def readout_training_features(model: torch.nn.Module, train_data, config: RunConfig, seed: int) -> List[FeatureSet]:
@@ -253,36 +262,43 @@ def measure(
     metrics: Dict[str, MetricScores] = {}
     kind = "none"
     steps = measured_steps(config.n_steps, metric_cfg.per_step)
+    watch = Stopwatch()
     if feature_metrics:
-        train_features = readout_training_features(model, train_data, config, seed)
-        test_features = extract_features(model, test_data, config, seeding.generator(seed, seeding.inputs_purpose(False)))
+        with watch("features"):
+            train_features = readout_training_features(model, train_data, config, seed)
+            test_features = extract_features(model, test_data, config, seeding.generator(seed, seeding.inputs_purpose(False)))
         measured = measure_features(
             train_features, test_features, dataclasses.replace(metric_cfg, metrics=feature_metrics), seed
         )
         metrics.update(measured.metrics)
         kind = measured.features
+        for stage, seconds in measured.seconds.items():
+            watch.add(stage, seconds)
     if reshuffled:
-        metrics["correlation"], kind = reshuffled_correlation_metric(
-            model,
-            test_data,
-            config,
-            seeding.generator(seed, seeding.inputs_purpose(False)),
-            seeding.generator(seed, "correlation"),
-            steps,
-        )
+        with watch("correlation"):
+            metrics["correlation"], kind = reshuffled_correlation_metric(
+                model,
+                test_data,
+                config,
+                seeding.generator(seed, seeding.inputs_purpose(False)),
+                seeding.generator(seed, "correlation"),
+                steps,
+            )
     if "bottleneck" in metric_cfg.metrics:
-        units = [
-            readout_units(extract_features(model, data, config, seeding.generator(seed, seeding.inputs_purpose(train)), source="bottleneck"), config)
-            .at_steps(torch.as_tensor(steps - 1))
-            for data, train in ((train_data, True), (test_data, False))
-        ]
-        metrics["bottleneck"] = bottleneck_metric(*units, metric_cfg, seeding.generator(seed, "bottleneck"), steps)
+        with watch("bottleneck"):
+            units = [
+                readout_units(extract_features(model, data, config, seeding.generator(seed, seeding.inputs_purpose(train)), source="bottleneck"), config)
+                .at_steps(torch.as_tensor(steps - 1))
+                for data, train in ((train_data, True), (test_data, False))
+            ]
+            metrics["bottleneck"] = bottleneck_metric(*units, metric_cfg, seeding.generator(seed, "bottleneck"), steps)
         kind = kind if kind != "none" else "bottleneck"
     if "weight_mask" in metric_cfg.metrics:
-        metrics["weight_mask"] = weight_mask_metric(
-            model, train_data, test_data, config, seeding.generator(seed, "weight-mask"), steps
-        )
-    scored = _scored(metrics, steps, seed, kind, metric_cfg)
+        with watch("weight_mask"):
+            metrics["weight_mask"] = weight_mask_metric(
+                model, train_data, test_data, config, seeding.generator(seed, "weight-mask"), steps
+            )
+    scored = _scored(metrics, steps, seed, kind, metric_cfg, watch)
     return dataclasses.replace(scored, modularity=network_modularity(model), config=config)
 
 

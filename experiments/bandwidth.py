@@ -25,7 +25,7 @@ from typing import List, Optional
 
 import numpy as np
 import pandas as pd
-from common import base_config, main_guard, make_parser, run_experiment, seeds
+from common import base_config, main_guard, make_parser, run_experiment, seeds, summary_and_figures
 from fig2_sparsity import P_FULL, P_QUICK, model_fields
 from matplotlib.figure import Figure
 
@@ -130,6 +130,9 @@ def figure(table: pd.DataFrame, out: Path) -> List[Path]:
         for router, rows in capped.groupby("router"):
             mean = rows.groupby("config.model.bandwidth_cap")[y].mean()
             ax.plot(mean.index, mean.to_numpy(), "-" + markers[router], color=FAMILY_COLORS["bandwidth"], label=router)
+        uncapped = data[(data["family"] == "synapse") & (data["config.model.p"] == 1.0)][y]
+        if len(uncapped):
+            ax.axhline(uncapped.mean(), color=FAMILY_COLORS["synapse"], linestyle="--", label="no cap (k = none)")
         ax.set(xscale="symlog", xlabel="cap k (spikes per step and direction, p = 1)", ylabel=label)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize="x-small")
@@ -138,10 +141,7 @@ def figure(table: pd.DataFrame, out: Path) -> List[Path]:
     return plots.save_figure(fig, out, "bandwidth")
 
 
-def draw(store: Path) -> List[Path]:
-    table = plots.load_table(store)
-    (store / "summary.md").write_text(summary(table))
-    return figure(table, store / "figures") + [store / "summary.md"]
+draw = summary_and_figures(summary, figure)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

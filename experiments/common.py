@@ -214,6 +214,22 @@ def run_experiment(
     return status
 
 
+def summary_and_figures(
+    summary: Callable[[pd.DataFrame], str], figures: Callable[[pd.DataFrame, Path], List[Path]]
+) -> Callable[[Path], List[Path]]:
+    """A script's draw function: from the store's finished runs, ``summary(table)`` into
+    ``<store>/summary.md`` and ``figures(table, <store>/figures)``; returns the paths written."""
+
+    def draw(store: Path) -> List[Path]:
+        from spikemod.plots import load_table
+
+        table = load_table(store)
+        (store / "summary.md").write_text(summary(table))
+        return figures(table, store / "figures") + [store / "summary.md"]
+
+    return draw
+
+
 def stage_times(table: pd.DataFrame) -> str:
     """Where the time of a store's runs went: worker-seconds per stage (``meta.stage_s``:
     training, feature extraction, each metric, resources, ...), summed over the runs that

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import List, Optional
 
 import pandas as pd
-from common import RESULTS, add_executor_options, dataset, main_guard, run_experiment, seeds
+from common import RESULTS, add_executor_options, dataset, main_guard, run_experiment, seeds, summary_and_figures
 
+from spikemod import plots
 from spikemod.config import RunConfig
 from spikemod.presets import with_preset
 
@@ -89,8 +90,6 @@ def configs(args: argparse.Namespace) -> List[RunConfig]:
 
 def summary(table: pd.DataFrame) -> str:
     """Markdown: M_spec per variant, metric and point (mean ± 95% interval), and the Q of the half rise."""
-    from spikemod import plots
-
     lines = []
     for metric in plots.EXTREME_SPARSITY_METRICS:
         if f"specialization.{metric}.raw" not in table:
@@ -118,12 +117,7 @@ def summary(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def draw(store: Path) -> List[Path]:
-    from spikemod import plots
-
-    table = plots.load_table(store)
-    (store / "summary.md").write_text(summary(table))
-    return plots.extreme_sparsity_figure(table, store / "figures") + [store / "summary.md"]
+draw = summary_and_figures(summary, plots.extreme_sparsity_figure)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -29,7 +29,7 @@ from typing import List, Optional
 
 import numpy as np
 import pandas as pd
-from common import base_config, main_guard, make_parser, run_experiment, seeds
+from common import base_config, main_guard, make_parser, run_experiment, seeds, summary_and_figures
 from fig2_sparsity import P_FULL, P_QUICK, model_fields
 from matplotlib.figure import Figure
 from scipy import stats
@@ -152,10 +152,7 @@ def summary(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def draw(store: Path) -> List[Path]:
-    table = plots.load_table(store)
-    (store / "summary.md").write_text(summary(table))
-    return figure(table, store / "figures") + [store / "summary.md"]
+draw = summary_and_figures(summary, figure)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -14,8 +14,8 @@ If specialization follows the information that crosses, whatever limits it, the 
 one curve of F against the spikes crossing per sample; if the synapse structure matters beyond
 the traffic it allows, they do not. summary.md answers it: the bandwidth and both families'
 distance from the synapse family's curve at the same traffic (interpolated in log traffic), with
-95% intervals over seeds. Figures: bandwidth (F and accuracy against the traffic, all families;
-against k). Results go to experiments/results/bandwidth (-reference for that preset).
+95% intervals over seeds, and the same distance at the same test accuracy. Figures: bandwidth (F
+and accuracy against the traffic, all families; against k; F against the accuracy). Results go to experiments/results/bandwidth (-reference for that preset).
 """
 
 from __future__ import annotations
@@ -73,16 +73,23 @@ def columns(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def distance_to_synapse_curve(data: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per capped run: its F minus the synapse family's mean F at the same traffic (linear in log
-    traffic between the synapse family's points; runs outside its traffic range are left out)."""
-    curve = data[data["family"] == "synapse"].groupby("traffic.total")[f"F.{metric}"].mean().sort_index()
-    curve = curve[curve.index > 0]
-    capped = data[(data["family"] != "synapse") & (data["traffic.total"] > 0)]
-    inside = capped["traffic.total"].between(curve.index.min(), curve.index.max())
-    capped = capped[inside]
-    expected = np.interp(np.log(capped["traffic.total"]), np.log(curve.index.to_numpy()), curve.to_numpy())
-    return capped.assign(distance=capped[f"F.{metric}"] - expected)
+AXES = {"traffic.total": "traffic", "accuracy_mean": "accuracy"}
+
+
+def distance_to_synapse_curve(data: pd.DataFrame, metric: str, along: str = "traffic.total") -> pd.DataFrame:
+    """Per capped run: its F minus the synapse family's curve at the same ``along`` (the spikes
+    crossing per sample, ``traffic.total``, or the test accuracy, ``accuracy_mean``). The curve
+    joins the synapse family's points (mean over seeds per p), linear in log traffic or in accuracy;
+    runs outside its range (and runs without traffic on the traffic axis) are left out."""
+    column = f"F.{metric}"
+    curve = data[data["family"] == "synapse"].groupby("config.model.p")[[along, column]].mean().sort_values(along)
+    capped = data[data["family"] != "synapse"]
+    scale = np.log if along == "traffic.total" else np.asarray
+    if along == "traffic.total":
+        curve, capped = curve[curve[along] > 0], capped[capped[along] > 0]
+    capped = capped[capped[along].between(curve[along].min(), curve[along].max())]
+    expected = np.interp(scale(capped[along]), scale(curve[along].to_numpy()), curve[column].to_numpy())
+    return capped.assign(distance=capped[column] - expected)
 
 
 def summary(table: pd.DataFrame) -> str:
@@ -97,34 +104,39 @@ def summary(table: pd.DataFrame) -> str:
         cells = [key[0], key[1], f"{key[2]:.4g}", cap, str(int(count.loc[key].max()))]
         cells += [plots.format_interval(mean.loc[key, c], half.loc[key, c], 1 if c == "traffic.total" else 2) for c in values]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Distance of the capped families' F from the synapse family's curve at the same traffic "
-              "(F − F_synapse(traffic); mean over the runs of each seed, then over seeds, 95% interval):", ""]
-    lines += ["| metric | family | router | seeds | distance |", "|---|---|---|---|---|"]
-    for metric in METRICS:
-        distances = distance_to_synapse_curve(data, metric)
-        per_seed = distances.groupby(["family", "router", "seed"])["distance"].mean()
-        mean_d, half_d, count_d = plots.seed_intervals(per_seed.reset_index(), ["family", "router"], ["distance"])
-        for key in mean_d.index:
-            interval = plots.format_interval(mean_d.loc[key, "distance"], half_d.loc[key, "distance"])
-            lines.append(f"| {metric} | {key[0]} | {key[1]} | {int(count_d.loc[key, 'distance'])} | {interval} |")
+    for along, name in AXES.items():
+        lines += ["", f"Distance of the capped families' F from the synapse family's curve at the same {name} "
+                  f"(F − F_synapse({name}); mean over the runs of each seed, then over seeds, 95% interval):", ""]
+        lines += ["| metric | family | router | seeds | distance |", "|---|---|---|---|---|"]
+        for metric in METRICS:
+            distances = distance_to_synapse_curve(data, metric, along)
+            per_seed = distances.groupby(["family", "router", "seed"])["distance"].mean()
+            mean_d, half_d, count_d = plots.seed_intervals(per_seed.reset_index(), ["family", "router"], ["distance"])
+            for key in mean_d.index:
+                interval = plots.format_interval(mean_d.loc[key, "distance"], half_d.loc[key, "distance"])
+                lines.append(f"| {metric} | {key[0]} | {key[1]} | {int(count_d.loc[key, 'distance'])} | {interval} |")
     return "\n".join(lines) + "\n"
 
 
 def figure(table: pd.DataFrame, out: Path) -> List[Path]:
     data = columns(table)
-    fig = Figure(figsize=(3.2 * (len(METRICS) + 1), 6.2), layout="constrained")
-    axes = fig.subplots(2, len(METRICS) + 1, squeeze=False)
+    fig = Figure(figsize=(3.2 * (len(METRICS) + 1), 9.3), layout="constrained")
+    axes = fig.subplots(3, len(METRICS) + 1, squeeze=False)
     y_columns = [*(f"F.{m}" for m in METRICS), "accuracy_mean"]
     labels = [*(f"{plots.METRIC_LABELS[m]} F" for m in METRICS), "test accuracy"]
     markers = {"-": "o", "address": "s", "random": "^"}
     for j, (y, label) in enumerate(zip(y_columns, labels)):
         ax = axes[0, j]
         for (fam, router), rows in data.groupby(["family", "router"]):
-            mean = rows.groupby(["config.model.p", "config.model.bandwidth_cap"], dropna=False)[["traffic.total", y]].mean()
-            ax.scatter(mean["traffic.total"], mean[y], color=FAMILY_COLORS[fam], marker=markers[router], s=22,
-                       label=f"{fam}" + ("" if router == "-" else f", {router}"))
+            mean = rows.groupby(["config.model.p", "config.model.bandwidth_cap"], dropna=False)[list(dict.fromkeys(["traffic.total", "accuracy_mean", y]))].mean()
+            style = dict(color=FAMILY_COLORS[fam], marker=markers[router], s=22, label=f"{fam}" + ("" if router == "-" else f", {router}"))
+            ax.scatter(mean["traffic.total"], mean[y], **style)
+            if y != "accuracy_mean":
+                axes[2, j].scatter(mean["accuracy_mean"], mean[y], **style)
         ax.set(xscale="symlog", xlabel="inter-module spikes per sample", ylabel=label, title=label)
         ax.grid(alpha=0.3)
+        axes[2, j].set(xlabel="test accuracy", ylabel=label)
+        axes[2, j].grid(alpha=0.3)
         ax = axes[1, j]
         capped = data[data["family"] == "bandwidth"]
         for router, rows in capped.groupby("router"):
@@ -135,6 +147,7 @@ def figure(table: pd.DataFrame, out: Path) -> List[Path]:
             ax.axhline(uncapped.mean(), color=FAMILY_COLORS["synapse"], linestyle="--", label="no cap (k = none)")
         ax.set(xscale="symlog", xlabel="cap k (spikes per step and direction, p = 1)", ylabel=label)
         ax.grid(alpha=0.3)
+    axes[2, -1].set_visible(False)  # accuracy against itself
     axes[0, 0].legend(fontsize="x-small")
     axes[1, 0].legend(fontsize="small", title="router")
     fig.suptitle(f"Specialization under a synapse limit, a bandwidth limit, or both (spiking, {plots.seeds_text(table)})")

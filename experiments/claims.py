@@ -43,8 +43,13 @@ RULES = {
     "e = M_spec(0.05) − M_spec(1), mean over the two metrics. Holds: d > 0 (interval) and d > e",
     "bandwidth": "bandwidth store (spiking): the bandwidth family's retraining F minus the synapse family's at the same "
     "traffic (address router). Holds (one curve): the interval contains 0; does not: it excludes 0",
+    "bandwidth_accuracy": "the same distance at the same test accuracy instead of the same traffic. Holds (one "
+    "curve): the interval contains 0; does not: it excludes 0",
     "loss": "loss-mechanism store: retraining F at p = 1 with the marginal loss minus with the deciding loss, paired "
     "over seeds. Holds (the finding stands): > 0 (interval)",
+    "parity": "loss-mechanism store, p = 1, mean over modules: a = the other digit's parity probe under the marginal "
+    "loss − 0.5 (chance); b = the other digit's identity probe under the deciding loss − under the marginal loss, "
+    "paired over seeds. Holds: a > 0 and b > 0 (intervals); partly: one of them",
 }
 CLAIMS = {
     "extreme": "specialization only at extreme sparsity (Q > 0.49)",
@@ -58,7 +63,9 @@ CLAIMS = {
     "weight_mask": "weight-mask metric rising from Q ≈ 0.4 (\"Extreme sparsity\")",
     "es_extreme": "bottleneck and correlation metrics rise only for Q > 0.49 (\"Extreme sparsity\")",
     "bandwidth": "a bandwidth cap specializes as sparsity does, at the same traffic (spiking only)",
+    "bandwidth_accuracy": "a bandwidth cap specializes as sparsity does, at the same accuracy (spiking only)",
     "loss": "with the marginal loss, modules stay specialized at p = 1 (the loss, not only the structure)",
+    "parity": "under the marginal loss a module learns the other digit's parity, not its identity (the mechanism)",
 }
 
 PerSeed = Dict[str, pd.Series]  # variant -> statistic per seed
@@ -311,10 +318,10 @@ def extreme_sparsity_rows(table: pd.DataFrame) -> Dict[str, List[str]]:
     return rows
 
 
-def bandwidth_row(table: pd.DataFrame) -> List[str]:
+def bandwidth_row(table: pd.DataFrame, along: str = "traffic.total") -> List[str]:
     from bandwidth import columns, distance_to_synapse_curve
 
-    distances = distance_to_synapse_curve(columns(table), "retraining")
+    distances = distance_to_synapse_curve(columns(table), "retraining", along)
     chosen = distances[(distances["family"] == "bandwidth") & (distances["router"] == "address")]
     per_seed = chosen.groupby("seed")["distance"].mean()
     mean, half, _ = interval(per_seed)
@@ -331,6 +338,26 @@ def loss_row(table: pd.DataFrame) -> List[str]:
         if {"marginal", "deciding"} <= set(grid.columns):
             per_seed[variant] = grid["marginal"] - grid["deciding"]
     return _simple_row(per_seed, _positive_verdict)
+
+
+def parity_row(table: pd.DataFrame) -> List[str]:
+    from loss_mechanism import columns
+
+    data = columns(table)
+    data = data[data["q.n_synapses"] == data["config.model.n_neurons"] ** 2]
+    cells = []
+    for variant in VARIANTS:
+        rows = data[data["config.model.variant"] == variant]
+        if not {"marginal", "deciding"} <= set(rows["loss"]):
+            cells.append("not run")
+            continue
+        marginal = rows[rows["loss"] == "marginal"].groupby("seed")
+        a = marginal["other_parity"].mean() - 0.5
+        b = rows[rows["loss"] == "deciding"].groupby("seed")["other"].mean() - marginal["other"].mean()
+        verdict = {2: "holds", 1: "partly", 0: "does not"}[int(_positive(a)) + int(_positive(b))]
+        b_mean, b_half, _ = interval(b)
+        cells.append(_cell(a, verdict, "a = ") + f"; b = {b_mean:+.2f} ± {b_half:.2f}")
+    return cells + ["–"]
 
 
 def _load(path: Path) -> Optional[pd.DataFrame]:
@@ -361,10 +388,12 @@ def claims_table(results: Path) -> str:
         bandwidth_store, loss_store = _load(results / f"bandwidth{suffix}"), _load(results / f"loss-mechanism{suffix}")
         if bandwidth_store is not None:
             later[preset]["bandwidth"] = bandwidth_row(bandwidth_store)
+            later[preset]["bandwidth_accuracy"] = bandwidth_row(bandwidth_store, "accuracy_mean")
         if loss_store is not None:
             later[preset]["loss"] = loss_row(loss_store)
+            later[preset]["parity"] = parity_row(loss_store)
     for key, claim in CLAIMS.items():
-        if key in ("weight_mask", "es_extreme", "bandwidth", "loss"):
+        if key in ("weight_mask", "es_extreme", "bandwidth", "bandwidth_accuracy", "loss", "parity"):
             found = [(preset, rows[key]) for preset, rows in later.items() if key in rows]
             for preset, cells in found or [("–", ["not run yet"] * 2 + ["–"])]:
                 lines.append("| " + " | ".join([claim, preset, *cells]) + " |")

@@ -94,11 +94,11 @@ PANELS = (
     ("F.retraining", "retraining F"),
     ("F.ablation", "ablation F"),
     ("F.correlation", "correlation F"),
-    ("other", "other digit: identity accuracy"),
-    ("other_parity", "other digit: parity accuracy"),
-    ("own", "own digit: identity accuracy"),
-    ("holder", "answer holder decides (share)"),
-    ("margin", "margin of the deciding module"),
+    ("other", "other digit's identity"),
+    ("other_parity", "other digit's parity"),
+    ("own", "own digit's identity"),
+    ("holder", "holder decides (share)"),
+    ("margin", "deciding margin"),
 )
 
 
@@ -125,18 +125,20 @@ def figure(table: pd.DataFrame, out: Path) -> List[Path]:
 
 def summary(table: pd.DataFrame) -> str:
     data = columns(table)
-    values = [c for c, _ in PANELS]
+    values = [*(c for c, _ in PANELS), "accuracy_mean"]
     keys = ["config.model.variant", "synapses", "loss"]
     data = data.assign(synapses=data["q.n_synapses"].astype(int))
     mean, half, count = plots.seed_intervals(data, keys, values)
-    header = ["variant", "synapses", "loss", "seeds", *[label for _, label in PANELS]]
+    header = ["variant", "synapses", "loss", "seeds", *[label for _, label in PANELS], "accuracy"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in mean.index:
         cells = [key[0], str(key[1]), key[2], str(int(count.loc[key].max()))]
         cells += [plots.format_interval(mean.loc[key, c], half.loc[key, c]) for c in values]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Each loss against `deciding`, paired over seeds (paired t-test), at every point:", ""]
-    lines += ["| variant | synapses | loss | quantity | mean difference | p |", "|---|---|---|---|---|---|"]
+    lines += ["", "Probes are readout accuracies (chance: identity 0.1, parity 0.5). Each loss against `deciding`,",
+              "paired over seeds (same seeds and pairs): the mean difference with its 95% Student-t interval and",
+              "the paired t-test's p, at every point:", ""]
+    lines += ["| variant | synapses | loss | quantity | difference | p |", "|---|---|---|---|---|---|"]
     for (variant, synapses), rows in data.groupby(["config.model.variant", "synapses"]):
         grid = {c: rows.pivot_table(index="seed", columns="loss", values=c) for c in ("F.retraining", "other", "other_parity")}
         for loss in ("marginal", "each"):
@@ -146,9 +148,10 @@ def summary(table: pd.DataFrame) -> str:
                 pair = grid_c[[loss, "deciding"]].dropna()
                 if len(pair) < 2:
                     continue
-                difference = pair[loss] - pair["deciding"]
-                p_value = stats.ttest_rel(pair[loss], pair["deciding"]).pvalue
-                lines.append(f"| {variant} | {synapses} | {loss} | {column} | {difference.mean():+.3f} | {p_value:.2g} |")
+                test = stats.ttest_rel(pair[loss], pair["deciding"])
+                low, high = test.confidence_interval(0.95)
+                difference = f"{(low + high) / 2:+.3f} ± {(high - low) / 2:.3f}"
+                lines.append(f"| {variant} | {synapses} | {loss} | {column} | {difference} | {test.pvalue:.2g} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,9 +1,9 @@
 """Regenerate every figure from the stored results (never retrains).
 
-For each experiment (fig2, fig3, fig4) and each of its stores found under the results folder
+For each experiment (fig2, fig3, fig4, extreme-sparsity, bandwidth, loss-mechanism) and each of its stores found under the results folder
 (``<name>`` for full mode, ``<name>-quick`` for quick mode, ``<name>-quick-mnist`` and the like
 for other data sets), the experiment's own ``draw`` writes its figures into ``<store>/figures``
-(PNG and PDF); fig2 also writes ``<store>/summary.md``, and a fig2 store with test-onset
+(PNG and PDF); fig2 and the last three also write ``<store>/summary.md``, and a fig2 store with test-onset
 measurements (``fig4c_test_onsets.py``) gets its ``fig4c_test_onsets`` figures. Both presets' stores
 are drawn (``fig2`` and ``fig2-reference``, and so on).
 
@@ -22,14 +22,24 @@ from typing import List, Optional
 
 from common import RESULTS
 
+import bandwidth
+import extreme_sparsity
 import fig2_sparsity
 import fig3_resources
 import fig4_dynamics
 import fig4c_test_onsets
+import loss_mechanism
 from spikemod import plots
 from spikemod.results import ResultStore
 
-EXPERIMENTS = {"fig2": fig2_sparsity, "fig3": fig3_resources, "fig4": fig4_dynamics}
+EXPERIMENTS = {
+    "fig2": fig2_sparsity,
+    "fig3": fig3_resources,
+    "fig4": fig4_dynamics,
+    "extreme-sparsity": extreme_sparsity,
+    "bandwidth": bandwidth,
+    "loss-mechanism": loss_mechanism,
+}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -314,3 +314,54 @@ def test_figure_scripts_run_through_the_slurm_executor(scripts, monkeypatch, tmp
     args = fig2.make_parser("", "fig2").parse_args(argv)
     assert handed["configs"] == fig2.configs(args) and handed["store"] == tmp_path / "store"
     assert (handed["options"].cluster, handed["options"].time_min, handed["options"].extra) == ("local", 30, (("account", "lab"),))
+
+
+def test_bandwidth_distance_reads_the_synapse_curve_at_the_same_traffic_or_accuracy(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import bandwidth
+
+    # The synapse family joins (traffic 10, accuracy 0.6, F 0.8) and (1000, 0.8, 0.2) (the mean of
+    # two seeds each). A capped run at traffic 100 (the log midpoint) and accuracy 0.7 (the midpoint)
+    # reads 0.5 on both curves, so its F of 0.4 lies 0.1 below; a run without traffic is left out
+    # on the traffic axis and one outside the accuracy range on the accuracy axis.
+    rows = [
+        ("synapse", "-", 0.01, 10.0, 0.6, 0.85, 0), ("synapse", "-", 0.01, 10.0, 0.6, 0.75, 1),
+        ("synapse", "-", 1.0, 1000.0, 0.8, 0.2, 0), ("synapse", "-", 1.0, 1000.0, 0.8, 0.2, 1),
+        ("bandwidth", "address", 1.0, 100.0, 0.7, 0.4, 0),
+        ("bandwidth", "address", 1.0, 0.0, 0.5, 0.9, 0),
+        ("both", "random", 0.1, 500.0, 0.9, 0.1, 0),
+    ]
+    data = pd.DataFrame(rows, columns=["family", "router", "config.model.p", "traffic.total", "accuracy_mean", "F.retraining", "seed"])
+    by_traffic = bandwidth.distance_to_synapse_curve(data, "retraining")
+    assert by_traffic["traffic.total"].tolist() == [100.0, 500.0]
+    # 500 lies at log10 = 2.699: 0.8 − 0.6·(2.699 − 1)/2 = 0.290, so its distance is 0.1 − 0.290
+    np.testing.assert_allclose(by_traffic["distance"], [-0.1, 0.1 - (0.8 - 0.3 * np.log10(50))])
+    by_accuracy = bandwidth.distance_to_synapse_curve(data, "retraining", "accuracy_mean")
+    assert by_accuracy["accuracy_mean"].tolist() == [0.7]
+    np.testing.assert_allclose(by_accuracy["distance"], [-0.1])
+
+
+def test_the_parity_claim_reads_the_probes_at_full_density(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import claims
+
+    def probe(own: float, other: float) -> list:
+        return [np.array([[own, other], [other, own]])]  # one step, M(m, k)
+
+    rows = []
+    for seed in range(3):
+        for loss, other, parity in (("marginal", 0.25, 0.95), ("deciding", 0.75, 0.9)):
+            for synapses in (1, 625):
+                shift = 0.01 * seed if synapses == 625 else 0.3  # the one-synapse runs must not count
+                rows.append({
+                    "config.model.variant": "rate", "config.model.n_neurons": 25, "q.n_synapses": synapses,
+                    "config.train.loss": loss, "seed": seed,
+                    "specialization.retraining.raw": probe(0.9, other + shift),
+                    "specialization.parity.raw": probe(0.95, parity - shift),
+                    "decisions.holder_decides": [0.9, 0.9], "decisions.margin": [2.0, 2.0],
+                    **{f"specialization.{m}.F": [0.5] for m in ("retraining", "ablation", "correlation")},
+                })
+    cells = claims.parity_row(pd.DataFrame(rows))
+    # a = 0.95 − 0.01·seed − 0.5 (mean 0.44); b = 0.75 − 0.25 = 0.50 in every seed
+    assert cells[0] == "holds: a = +0.44 ± 0.02 (n = 3); b = +0.50 ± 0.00"
+    assert cells[1] == "not run" and cells[2] == "–"

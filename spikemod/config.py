@@ -387,7 +387,8 @@ class MetricConfig:
     features as ``count`` (spike count up to step t divided by t) or ``trace`` (exponential trace
     with ``trace_decay``). ``per_step`` False measures the last step only. ``onset_pairs``
     (random-onset tasks only): pairs of digit onsets (see ``TaskConfig.onsets``) at which the
-    feature metrics are measured again with both onsets fixed (Fig. 4C); none by default.
+    feature metrics are measured again with both onsets fixed (Fig. 4C); none by default; their
+    readouts train on the first ``onset_pair_samples`` training pairs (None: all of them).
 
     Reference choices ("Dynamics" code), each on its own: ``readout_time`` ``shared`` trains one
     retraining readout per (subset, digit) for all steps on the sum of the per-step losses
@@ -423,6 +424,7 @@ class MetricConfig:
     trace_decay: float = 0.9
     per_step: bool = True
     onset_pairs: Tuple[Tuple[int, int], ...] = ()
+    onset_pair_samples: Optional[int] = None
     readout_time: str = "per_step"
     module_score: str = "difference"
     clip_correlation: bool = True
@@ -478,6 +480,8 @@ class MetricConfig:
         _check_choice(c, "correlation_procedure", self.correlation_procedure, CORRELATION_PROCEDURES)
         if self.correlation_batches is not None:
             _check_range(c, "correlation_batches", self.correlation_batches, 1, integer=True)
+        if self.onset_pair_samples is not None:
+            _check_range(c, "onset_pair_samples", self.onset_pair_samples, 1, integer=True)
 
     @property
     def feature_metrics(self) -> Tuple[str, ...]:

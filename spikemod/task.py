@@ -8,6 +8,7 @@ T' = D0 if the parities of D0 and D1 differ, else D1; T'' = D1 if they differ, e
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Iterator, List, Tuple
 
@@ -107,6 +108,12 @@ class PairDataset:
 
     def __len__(self) -> int:
         return len(self.digits)
+
+    def head(self, n: int) -> "PairDataset":
+        """The first ``n`` pairs (all of them when there are fewer), sharing the images."""
+        head = copy.copy(self)
+        head.indices, head.digits, head.targets = self.indices[:n], self.digits[:n], self.targets[:n]
+        return head
 
     def images(self, rows: torch.Tensor) -> torch.Tensor:
         """Images [len(rows), 2, D] of the given pairs."""

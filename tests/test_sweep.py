@@ -294,6 +294,36 @@ def test_onset_pairs_are_measured_and_drawn(tmp_path):
     assert "onset_pairs" not in run_one(TINY.replace(metrics={"metrics": ("ablation",)}))
 
 
+def test_onset_pair_readouts_train_on_the_first_training_pairs():
+    """MetricConfig.onset_pair_samples: the onset-pair readouts see the first N training pairs only."""
+    from spikemod.metrics import measure_onset_pairs
+    from spikemod.task import PairDataset
+    from spikemod.training import train
+
+    config = TINY.replace(
+        task={"n_steps": 5, "random_onset": True, "noise_ratio": 0.4},
+        metrics={"metrics": ("retraining",), "onset_pairs": [[2, 4]]},
+    )
+    model = train(config, progress=False).model
+    train_set = PairDataset(config.data, config.task, train=True, seed=config.seed)
+    test_set = PairDataset(config.data, config.task, train=False, seed=config.seed)
+    n = len(train_set) // 3
+    head = train_set.head(n)
+    rows = torch.arange(n)
+    assert len(head) == n and torch.equal(head.digits, train_set.digits[:n])
+    assert torch.equal(head.images(rows), train_set.images(rows)) and torch.equal(head.targets, train_set.targets[:n])
+    assert len(train_set.head(10 * len(train_set))) == len(train_set)
+
+    def raw(results):
+        return results["2-4"].metrics["retraining"].raw
+
+    limited = measure_onset_pairs(model, train_set, test_set, config.replace(metrics={"onset_pair_samples": n}))
+    np.testing.assert_array_equal(raw(limited), raw(measure_onset_pairs(model, head, test_set, config)))
+    assert not np.array_equal(raw(limited), raw(measure_onset_pairs(model, train_set, test_set, config)))
+    with pytest.raises(ConfigError, match="onset_pair_samples"):
+        MetricConfig(onset_pair_samples=0)
+
+
 def _sweep_command(spec_path, store, workers):
     # --chunk-size 1: each run trains alone however the sweep was cut, so the tables below can be
     # compared number for number (networks stacked differently sum in other orders)

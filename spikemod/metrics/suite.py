@@ -308,10 +308,13 @@ def measure_onset_pairs(
     """Fig. 4C: the feature metrics measured again with both digits' onsets fixed, for each pair of
     ``config.metrics.onset_pairs``; keyed ``"t0-t1"`` (onset steps of digit 0 and digit 1).
 
-    Readouts are retrained and scored on inputs with those onsets (the network itself was trained
-    on random onsets). Weight masks do not depend on the input timing and are not repeated.
+    Readouts are retrained (on the first ``metrics.onset_pair_samples`` training pairs, or all)
+    and scored on inputs with those onsets (the network itself was trained on random onsets).
+    Weight masks do not depend on the input timing and are not repeated.
     """
     feature_metrics = config.metrics.feature_metrics
+    samples = config.metrics.onset_pair_samples
+    train_data = train_data if samples is None else train_data.head(samples)
     results = {}
     for pair in config.metrics.onset_pairs:
         pair_config = config.replace(

@@ -1,0 +1,126 @@
+"""Fig. 4C's onset pairs measured on a subset of the training pairs: how much does F move?
+
+Fig. 4's random-onset networks (n = 25, fused pathway, 10 synapses per direction, rate and
+spiking) are measured at the 3 x 3 onset pairs with their readouts trained on all 60,000
+training pairs and on the first 5,000 and 10,000 (``MetricConfig.onset_pair_samples``). The
+networks are the same (same seed, same training); only the onset-pair measurement differs.
+
+    SPIKEMOD_DATA=/path/to/data python experiments/onset_pair_subset.py --workers 2
+    python experiments/onset_pair_subset.py --quick        # offline smoke run
+
+summary.md answers it: per variant and subset size, F − F(all pairs) over every pair, feature
+metric and step (mean, mean absolute, largest), against the seed spread (the standard deviation
+of F(all pairs) over seeds, averaged over pairs, metrics and steps), and the seconds per run and
+per onset-pair measurement. The figure (onset_pair_subset) puts each subset's F against the full
+set's. Results go to experiments/results/onset-pair-subset; running it again runs what is missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import pandas as pd
+from common import main_guard, make_parser, run_experiment, summary_and_figures
+from fig4_dynamics import configs as fig4_configs
+from matplotlib.figure import Figure
+
+from spikemod import plots
+from spikemod.config import RunConfig
+
+SYNAPSES = 10
+SAMPLES = (5000, 10000)
+SAMPLES_QUICK = (100, 300)
+PREFIX = "onset_pairs."
+
+
+def configs(args) -> List[RunConfig]:
+    args.conditions = ["onset"]
+    onset_runs = [c for c in fig4_configs(args) if c.model.n_synapses == SYNAPSES]
+    sizes = (None, *(SAMPLES_QUICK if args.quick else SAMPLES))
+    return [c.replace(metrics={"onset_pair_samples": n}) for c in onset_runs for n in sizes]
+
+
+def long_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, onset pair, feature metric and step: ``F``, with the run's ``variant``,
+    ``seed`` and ``samples`` (0 for all training pairs)."""
+    rows = []
+    columns = [c for c in table.columns if c.startswith(PREFIX) and c.endswith(".F")]
+    for _, run in table.iterrows():
+        samples = run["config.metrics.onset_pair_samples"]
+        for column in columns:
+            values = np.asarray(run[column], dtype=float)
+            if values.ndim == 0:  # a pair of the other variant's T
+                continue
+            pair, metric = column[len(PREFIX) :].split(".")[:2]
+            for step, f in enumerate(values, start=1):
+                rows.append((run["config.model.variant"], run["seed"], 0 if pd.isna(samples) else int(samples), pair, metric, step, f))
+    return pd.DataFrame(rows, columns=["variant", "seed", "samples", "pair", "metric", "step", "F"])
+
+
+def paired(table: pd.DataFrame) -> pd.DataFrame:
+    """Each subset's F beside the full set's (``F_all``), same network, pair, metric and step."""
+    data = long_table(table)
+    keys = ["variant", "seed", "pair", "metric", "step"]
+    full = data[data["samples"] == 0].set_index(keys)["F"].rename("F_all")
+    return data[data["samples"] > 0].join(full, on=keys)
+
+
+def summary(table: pd.DataFrame) -> str:
+    data = paired(table)
+    spread = long_table(table).query("samples == 0").groupby(["variant", "pair", "metric", "step"])["F"].std()
+    seconds = table.assign(
+        samples=table["config.metrics.onset_pair_samples"].fillna(0).astype(int),
+        total=table[[c for c in table.columns if c.startswith("meta.stage_s.")]].sum(axis=1),
+    ).groupby(["config.model.variant", "samples"])[["total", "meta.stage_s.onset_pairs"]].mean()
+    header = ["variant", "training pairs", "seeds", "F − F(all): mean", "mean absolute", "largest absolute",
+              "seed spread of F(all)", "seconds per run", "of which onset pairs"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for variant, rows in table.groupby("config.model.variant"):
+        full = seconds.loc[(variant, 0)]
+        lines.append(f"| {variant} | all | {rows['seed'].nunique()} | – | – | – | {spread.xs(variant).mean():.3f} | "
+                     f"{full['total']:.0f} | {full['meta.stage_s.onset_pairs']:.0f} |")
+        for samples, same in data[data["variant"] == variant].groupby("samples"):
+            difference = same["F"] - same["F_all"]
+            cost = seconds.loc[(variant, samples)]
+            lines.append(
+                f"| {variant} | {samples} | {same['seed'].nunique()} | {difference.mean():+.3f} | "
+                f"{difference.abs().mean():.3f} | {difference.abs().max():.3f} | {spread.xs(variant).mean():.3f} | "
+                f"{cost['total']:.0f} | {cost['meta.stage_s.onset_pairs']:.0f} |"
+            )
+    lines += ["", "Per feature metric (mean absolute F − F(all), and the seed spread of F(all)):", ""]
+    lines += ["| variant | training pairs | metric | mean absolute | seed spread |", "|---|---|---|---|---|"]
+    for (variant, samples, metric), same in data.groupby(["variant", "samples", "metric"]):
+        lines.append(f"| {variant} | {samples} | {metric} | {(same['F'] - same['F_all']).abs().mean():.3f} | "
+                     f"{spread.xs((variant,), level=['variant']).xs(metric, level='metric').mean():.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(table: pd.DataFrame, out: Path) -> List[Path]:
+    data = paired(table)
+    variants = sorted(data["variant"].unique())
+    fig = Figure(figsize=(3.6 * len(variants), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(variants), squeeze=False)[0]
+    for ax, variant in zip(axes, variants):
+        for k, (samples, same) in enumerate(data[data["variant"] == variant].groupby("samples")):
+            ax.scatter(same["F_all"], same["F"], s=5, alpha=0.5, color=f"C{k}", label=f"first {samples} pairs")
+        ax.plot([-1, 1], [-1, 1], color="0.5", linewidth=0.8)
+        ax.set(xlabel="F, readouts on all training pairs", ylabel="F, readouts on a subset", title=variant)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("Onset-pair F (every pair, feature metric and step) on a subset of the training pairs")
+    return plots.save_figure(fig, out, "onset_pair_subset")
+
+
+draw = summary_and_figures(summary, figure)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = make_parser(__doc__.split("\n\n")[0], "onset-pair-subset", quick_seeds=1)
+    args = parser.parse_args(argv)
+    return run_experiment(args, configs(args), draw)
+
+
+if __name__ == "__main__":
+    main_guard(main)

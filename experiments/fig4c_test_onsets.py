@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import pandas as pd
 from common import RESULTS
@@ -35,11 +35,11 @@ from spikemod.task import PairDataset
 MEASUREMENT = "test_onsets"
 
 
-def measure_store(store: ResultStore, seeds: int) -> int:
-    """Measure every stored network of the first ``seeds`` seeds that is not measured yet; returns
-    how many were measured."""
+def measure_store(store: ResultStore, seeds: int, variants: Sequence[str] = ("rate", "spiking")) -> int:
+    """Measure every stored network of the first ``seeds`` seeds and of ``variants`` that is not
+    measured yet; returns how many were measured."""
     table = plots.load_table(store.root)
-    chosen = table[table["seed"] < seeds]
+    chosen = table[(table["seed"] < seeds) & table["config.model.variant"].isin(variants)]
     missing = [key for key in chosen["run_id"] if not store.measurement_path(MEASUREMENT, key).is_file()]
     without = [key for key in missing if not store.checkpoint_path(key).is_file()]
     if without:
@@ -76,6 +76,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", type=Path, default=RESULTS / "fig2-reference", help="a Fig. 2 store with checkpoints")
     parser.add_argument("--seeds", type=int, default=3, help="measure the networks of the first N seeds (default 3)")
+    parser.add_argument("--variants", nargs="+", default=["rate", "spiking"], choices=["rate", "spiking"])
     parser.add_argument("--figures-only", action="store_true", help="draw from the stored measurements only")
     args = parser.parse_args(argv)
     store = ResultStore(args.store)
@@ -83,7 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"no finished run in {args.store}: run experiments/fig2_sparsity.py --keep-checkpoints first", file=sys.stderr)
         return 1
     if not args.figures_only:
-        print(f"measured {measure_store(store, args.seeds)} networks")
+        print(f"measured {measure_store(store, args.seeds, args.variants)} networks")
     table = onset_table(store)
     for path in plots.fig4_onset_pairs(table, args.store / "figures", name="fig4c_test_onsets"):
         print(f"figure: {path}")

@@ -15,7 +15,8 @@ one curve of F against the spikes crossing per sample; if the synapse structure 
 the traffic it allows, they do not. summary.md answers it: the bandwidth and both families'
 distance from the synapse family's curve at the same traffic (interpolated in log traffic), with
 95% intervals over seeds, and the same distance at the same test accuracy. Figures: bandwidth (F
-and accuracy against the traffic, all families; against k; F against the accuracy). Results go to experiments/results/bandwidth (-reference for that preset).
+and accuracy against the traffic, all families; against k; F against the accuracy). Results go to
+experiments/results/bandwidth (-reference for that preset).
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ def distance_to_synapse_curve(data: pd.DataFrame, metric: str, along: str = "tra
     column = f"F.{metric}"
     curve = data[data["family"] == "synapse"].groupby("config.model.p")[[along, column]].mean().sort_values(along)
     capped = data[data["family"] != "synapse"]
-    scale = np.log if along == "traffic.total" else np.asarray
-    if along == "traffic.total":
+    on_traffic = along == "traffic.total"
+    scale = np.log if on_traffic else np.asarray
+    if on_traffic:
         curve, capped = curve[curve[along] > 0], capped[capped[along] > 0]
     capped = capped[capped[along].between(curve[along].min(), curve[along].max())]
     expected = np.interp(scale(capped[along]), scale(curve[along].to_numpy()), curve[column].to_numpy())

@@ -1,10 +1,10 @@
 """Regenerate every figure from the stored results (never retrains).
 
-For each experiment (fig2, fig3, fig4, extreme-sparsity, bandwidth, loss-mechanism) and each of its stores found under the results folder
-(``<name>`` for full mode, ``<name>-quick`` for quick mode, ``<name>-quick-mnist`` and the like
-for other data sets), the experiment's own ``draw`` writes its figures into ``<store>/figures``
-(PNG and PDF); fig2 and the last three also write ``<store>/summary.md``, and a fig2 store with test-onset
-measurements (``fig4c_test_onsets.py``) gets its ``fig4c_test_onsets`` figures. Both presets' stores
+For each experiment (fig2, fig3, fig4, extreme-sparsity, bandwidth, loss-mechanism,
+onset-pair-subset) and each of its stores found under the results folder (``<name>`` for full
+mode, ``<name>-quick`` for quick mode, ``<name>-quick-mnist`` and the like for other data sets),
+the experiment's own ``draw`` writes its figures into ``<store>/figures`` (PNG and PDF); fig2 and
+the last four also write ``<store>/summary.md``, and a fig2 store with test-onset measurements (``fig4c_test_onsets.py``) gets its ``fig4c_test_onsets`` figures. Both presets' stores
 are drawn (``fig2`` and ``fig2-reference``, and so on).
 
     python experiments/make_figures.py                      # every store in experiments/results
@@ -29,6 +29,7 @@ import fig3_resources
 import fig4_dynamics
 import fig4c_test_onsets
 import loss_mechanism
+import onset_pair_subset
 from spikemod import plots
 from spikemod.results import ResultStore
 
@@ -39,6 +40,7 @@ EXPERIMENTS = {
     "extreme-sparsity": extreme_sparsity,
     "bandwidth": bandwidth,
     "loss-mechanism": loss_mechanism,
+    "onset-pair-subset": onset_pair_subset,
 }
 
 

@@ -17,6 +17,7 @@ set's. Results go to experiments/results/onset-pair-subset; running it again run
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import List, Optional
 
@@ -36,8 +37,8 @@ PREFIX = "onset_pairs."
 
 
 def configs(args) -> List[RunConfig]:
-    args.conditions = ["onset"]
-    onset_runs = [c for c in fig4_configs(args) if c.model.n_synapses == SYNAPSES]
+    onset_runs = fig4_configs(argparse.Namespace(**{**vars(args), "conditions": ["onset"]}))
+    onset_runs = [c for c in onset_runs if c.model.n_synapses == SYNAPSES]
     sizes = (None, *(SAMPLES_QUICK if args.quick else SAMPLES))
     return [c.replace(metrics={"onset_pair_samples": n}) for c in onset_runs for n in sizes]
 
@@ -78,22 +79,22 @@ def summary(table: pd.DataFrame) -> str:
               "seed spread of F(all)", "seconds per run", "of which onset pairs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant, rows in table.groupby("config.model.variant"):
-        full = seconds.loc[(variant, 0)]
-        lines.append(f"| {variant} | all | {rows['seed'].nunique()} | – | – | – | {spread.xs(variant).mean():.3f} | "
+        full, variant_spread = seconds.loc[(variant, 0)], spread.xs(variant).mean()
+        lines.append(f"| {variant} | all | {rows['seed'].nunique()} | – | – | – | {variant_spread:.3f} | "
                      f"{full['total']:.0f} | {full['meta.stage_s.onset_pairs']:.0f} |")
         for samples, same in data[data["variant"] == variant].groupby("samples"):
             difference = same["F"] - same["F_all"]
             cost = seconds.loc[(variant, samples)]
             lines.append(
                 f"| {variant} | {samples} | {same['seed'].nunique()} | {difference.mean():+.3f} | "
-                f"{difference.abs().mean():.3f} | {difference.abs().max():.3f} | {spread.xs(variant).mean():.3f} | "
+                f"{difference.abs().mean():.3f} | {difference.abs().max():.3f} | {variant_spread:.3f} | "
                 f"{cost['total']:.0f} | {cost['meta.stage_s.onset_pairs']:.0f} |"
             )
     lines += ["", "Per feature metric (mean absolute F − F(all), and the seed spread of F(all)):", ""]
     lines += ["| variant | training pairs | metric | mean absolute | seed spread |", "|---|---|---|---|---|"]
     for (variant, samples, metric), same in data.groupby(["variant", "samples", "metric"]):
         lines.append(f"| {variant} | {samples} | {metric} | {(same['F'] - same['F_all']).abs().mean():.3f} | "
-                     f"{spread.xs((variant,), level=['variant']).xs(metric, level='metric').mean():.3f} |")
+                     f"{spread.xs((variant, metric), level=['variant', 'metric']).mean():.3f} |")
     return "\n".join(lines) + "\n"
 
 

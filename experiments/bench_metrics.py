@@ -1,6 +1,7 @@
 """Metric speed: plain PyTorch loops against spikemod's batched metrics, in one process.
 
-Two metrics train many small models on one network's features or weights:
+Two metrics train many small models on one network's features or weights, and Fig. 4C measures
+a random-onset network again at each of 3 x 3 fixed onset pairs:
 
 - retraining: a Linear -> ReLU -> Linear readout (30 hidden units, AdamW) per module subset
   (each module alone, both together) x digit x time step. The baseline trains them one after the
@@ -8,7 +9,12 @@ Two metrics train many small models on one network's features or weights:
   (:func:`spikemod.metrics.retraining.train_readouts`);
 - weight masks: an edge-popup supermask per digit x time step. The baseline trains them one after
   the other on the frozen network with ``torch.func.functional_call``; spikemod trains them
-  together as copies in one ensemble (:func:`spikemod.metrics.weight_mask.weight_mask_metric`).
+  together as copies in one ensemble (:func:`spikemod.metrics.weight_mask.weight_mask_metric`);
+- onset pairs (retraining, ablation, correlation at each pair; random onsets, r = 0.4): the
+  baseline calls :func:`spikemod.metrics.measure` once per pair, as spikemod did before; spikemod
+  (:func:`spikemod.metrics.measure_onset_pairs`) extracts every pair's features in one pass that
+  draws the input noise once per batch for all pairs. The results are equal number for number
+  (tests/test_sweep.py); the work is pairs x (training + held-out pairs).
 
 The network is a spiking one of Fig. 2 (two modules of n = 25, p = 0.1, T = 10, untrained: the
 work per sample does not depend on the weights), on MNIST pairs. Early stopping is off so both
@@ -34,7 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+import fig4_dynamics
 from spikemod.config import DataConfig, MetricConfig, ModelConfig, RunConfig
+from spikemod.metrics import measure, measure_onset_pairs
 from spikemod.metrics.features import FeatureSet, extract_features
 from spikemod.metrics.retraining import train_readouts
 from spikemod.metrics.weight_mask import MASK_MOMENTUM, MASK_WEIGHT_DECAY, parameter_owners, weight_mask_metric
@@ -113,6 +121,13 @@ def plain_weight_masks(model, train_data: PairDataset, config: RunConfig, seed: 
     return count
 
 
+def plain_onset_pairs(model, train_data: PairDataset, test_data: PairDataset, config: RunConfig) -> int:
+    """Measure each onset pair on its own, one after the other; returns the pairs measured."""
+    for pair in config.metrics.onset_pairs:
+        measure(model, train_data, test_data, config.replace(task={"onsets": pair}, metrics={"onset_pairs": ()}))
+    return len(config.metrics.onset_pairs)
+
+
 def _timed(fn) -> tuple:
     start = time.perf_counter()
     value = fn()
@@ -139,6 +154,11 @@ def main() -> None:
         train_features = extract_features(model, train_data, config, torch.Generator().manual_seed(0))
         test_features = extract_features(model, test_data, config, torch.Generator().manual_seed(1))
     steps = np.arange(1, config.n_steps + 1)
+    onset_config = config.replace(
+        task={"noise_ratio": 0.4, "random_onset": True},
+        metrics={"metrics": ("retraining", "ablation", "correlation"), "onset_pairs": fig4_dynamics.onset_pairs(config.n_steps)},
+    )
+    onset_data = [PairDataset(onset_config.data, onset_config.task, train=split, seed=0) for split in (True, False)]
     cfg = config.metrics
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; spiking n = 25, p = 0.1, T = {config.n_steps}, "
           f"{args.n_train} training pairs")
@@ -155,14 +175,18 @@ def main() -> None:
         )
         work = n_masks * cfg.mask_epochs * args.n_train
         rows.append(("weight masks", n_masks, work / plain_s, work / ours_s))
+        n_pairs, plain_s = _timed(lambda: plain_onset_pairs(model, *onset_data, onset_config))
+        _, ours_s = _timed(lambda: measure_onset_pairs(model, *onset_data, onset_config))
+        work = n_pairs * (args.n_train + args.n_test)
+        rows.append(("onset pairs", n_pairs, work / plain_s, work / ours_s))
         snn.SpikingNeuron.instances.clear()
-    for metric in ("retraining", "weight masks"):
+    for metric, unit in (("retraining", "model"), ("weight masks", "model"), ("onset pairs", "pair")):
         measured = [r for r in rows if r[0] == metric]
         plain = statistics.median(r[2] for r in measured)
         ours = statistics.median(r[3] for r in measured)
         ratios = ", ".join(f"{r[3] / r[2]:.1f}" for r in measured)
-        print(f"{metric:12s} {measured[0][1]} models | plain {plain:10.0f} model-samples/s | spikemod {ours:10.0f} "
-              f"model-samples/s | ratio {ours / plain:.1f}x (per repeat: {ratios})")
+        print(f"{metric:12s} {measured[0][1]} {unit}s | plain {plain:10.0f} {unit}-samples/s | spikemod {ours:10.0f} "
+              f"{unit}-samples/s | ratio {ours / plain:.1f}x (per repeat: {ratios})")
     print(f"peak memory (maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -269,8 +269,16 @@ def claim_rows(stores: Dict[str, Optional[pd.DataFrame]], onset_table: Optional[
         rows["extreme"] = rows["agree"] = missing
     if fig3 is not None:
         rows["size"] = _simple_row(size(fig3), _positive_verdict)
-        rows["covariance"] = _simple_row(covariance(fig3), _positive_verdict)
-        rows["input"] = _simple_row(input_scheme(fig3), _positive_verdict)
+        rows["covariance"] = (
+            _simple_row(covariance(fig3), _positive_verdict)
+            if fig3["config.task.covariance"].nunique() > 1
+            else ["not run (c = 0 slice only)"] * 2 + ["–"]
+        )
+        rows["input"] = (
+            _simple_row(input_scheme(fig3), _positive_verdict)
+            if {"separate pathways", "shared pathway"} <= set(fig3.apply(plots.architecture, axis=1))
+            else ["not run (needs the separate and shared pathways)"] * 2 + ["–"]
+        )
     else:
         rows["size"] = rows["covariance"] = rows["input"] = missing
     if fig4 is not None:

@@ -8,6 +8,7 @@ c in {0, 0.5, 0.9}, 3 seeds, full MNIST pairs, 5 epochs (486 runs).
 
     SPIKEMOD_DATA=/path/to/data python experiments/fig3_resources.py --workers 2
     python experiments/fig3_resources.py --quick          # offline smoke run, a few minutes
+    python experiments/fig3_resources.py --preset reference --covariances 0   # the c = 0 slice
 
 Results go to experiments/results/fig3 (one HDF5 file per run; with --keep-checkpoints also each
 run's trained network, for spikemod export); running the command again runs only what is missing.
@@ -16,6 +17,7 @@ The figure (fig3_heatmaps) is drawn from the stored results.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import List, Optional
 
@@ -54,7 +56,7 @@ def configs(args) -> List[RunConfig]:
         for seed in seeds(args)
         for variant in args.variants
         for arch in args.architectures
-        for covariance in grid["covariance"]
+        for covariance in args.covariances or grid["covariance"]
         for n in grid["n"]
         for count in grid["synapses"]
     ]
@@ -66,12 +68,23 @@ def draw(store: Path) -> List[Path]:
     return plots.fig3_heatmaps(plots.load_table(store), store / "figures")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The shared options (common.make_parser), --architectures and --covariances."""
     parser = make_parser(__doc__.split("\n\n")[0], "fig3", quick_seeds=1)
     parser.add_argument(
         "--architectures", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES)
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--covariances",
+        nargs="+",
+        type=float,
+        help="covariance levels c to run (default: 0 0.5 0.9; --quick: 0 0.9), e.g. 0 for the c = 0 slice",
+    )
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
     return run_experiment(args, configs(args), draw)
 
 

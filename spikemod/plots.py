@@ -392,7 +392,7 @@ def fig3_heatmaps(
     means = data.pivot_table(
         values=f"F.{metric}", index=["architecture", *panel_keys, "config.model.n_neurons"], columns="synapses"
     )
-    figure = Figure(figsize=(2.3 * len(panels) + 1.0, 2.1 * len(architectures) + 0.6), layout="constrained")
+    figure = Figure(figsize=(max(2.3 * len(panels) + 1.0, 5.5), 2.1 * len(architectures) + 0.6), layout="constrained")
     axes = figure.subplots(len(architectures), len(panels), squeeze=False)
     image = None
     for i, arch in enumerate(architectures):
@@ -442,6 +442,12 @@ def fig4_dynamics(
             row, column = (0, i) if single else (i, j)
             ax = axes[row, column]
             first_crossing = 2
+            if not any((variant, condition, count) in groups.groups for count in synapses):
+                ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="0.4")
+                ax.set_xticks([])
+                if row == 0:
+                    ax.set_title(f"{variant}, {condition}" if single else condition, fontsize="medium")
+                continue
             for count in synapses:
                 if (variant, condition, count) not in groups.groups:
                     continue

@@ -181,10 +181,11 @@ def test_full_modes_match_the_papers_settings(scripts):
     marginal = fig2.make_parser("", "fig2").parse_args(["--loss", "marginal"])
     assert {c.train.loss for c in fig2.configs(marginal)} == {"marginal"}
     assert common.store_path(marginal).name == "fig2-marginal"  # never shares the default's store
-    fig3_args = fig3.make_parser("", "fig3").parse_args([])
-    fig3_args.architectures = list(fig3.ARCHITECTURES)
+    fig3_args = fig3.parser().parse_args([])
     schemes = {(c.model.input_scheme, c.model.readout_scheme) for c in fig3.configs(fig3_args)}
     assert schemes == {("separate", "separate"), ("separate", "shared"), ("shared", "shared")}
+    sliced = fig3.parser().parse_args(["--covariances", "0"])
+    assert {c.task.covariance for c in fig3.configs(sliced)} == {0.0} and len(fig3.configs(sliced)) == 162
     fig4_args = fig4.make_parser("", "fig4").parse_args([])
     fig4_args.conditions = list(fig4.CONDITIONS)
     fig4_configs = fig4.configs(fig4_args)
@@ -258,6 +259,18 @@ def test_claims_decide_extreme_sparsity_and_metric_agreement_per_seed(tmp_path, 
     assert rows["collapse"][0] == "not run yet" and rows["size"][1] == "not run yet"
     mean, half, n = claims.interval(pd.Series([0.4, 0.6]))
     assert (mean, n) == (0.5, 2) and half == pytest.approx(12.706 * 0.1, rel=1e-4)
+
+
+def test_claims_from_the_c0_slice_of_fig3_leave_covariance_open(sweep_store, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import claims
+
+    table = load_results(sweep_store)  # F does not depend on n or c in the fake store
+    rows = claims.claim_rows({"fig3": table[table["config.task.covariance"] == 0.0]}, None)
+    assert rows["covariance"] == ["not run (c = 0 slice only)"] * 2 + ["–"]
+    assert rows["size"][0] == "does not: +0.00 ± 0.00 (n = 2)"
+    assert rows["input"][0] == "not run (needs the separate and shared pathways)"  # --architectures separate
+    assert claims.claim_rows({"fig3": table}, None)["covariance"][0] == "does not: +0.00 ± 0.00 (n = 2)"
 
 
 def test_side_by_side_puts_the_notebook_beside_both_presets(tmp_path, monkeypatch):

@@ -324,6 +324,31 @@ def test_onset_pair_readouts_train_on_the_first_training_pairs():
         MetricConfig(onset_pair_samples=0)
 
 
+@pytest.mark.parametrize("readout_noise", ["fixed", "fresh"])
+def test_onset_pairs_measured_in_one_pass_equal_each_pair_alone(readout_noise):
+    """measure_onset_pairs extracts every pair's features in one pass (one noise draw per batch);
+    each pair's scores are number for number those of measure() with that pair's onsets."""
+    from spikemod.metrics import measure, measure_onset_pairs
+    from spikemod.task import PairDataset
+    from spikemod.training import train
+
+    pairs = [[2, 4], [4, 2], [3, 3]]
+    config = TINY.replace(
+        task={"n_steps": 5, "random_onset": True, "noise_ratio": 0.4},
+        metrics={"metrics": ("retraining", "ablation", "correlation"), "onset_pairs": pairs,
+                 "readout_epochs": 2, "readout_noise": readout_noise},
+    )
+    model = train(config, progress=False).model
+    train_set = PairDataset(config.data, config.task, train=True, seed=config.seed)
+    test_set = PairDataset(config.data, config.task, train=False, seed=config.seed)
+    together = measure_onset_pairs(model, train_set, test_set, config)
+    for t0, t1 in pairs:
+        pair_config = config.replace(task={"onsets": (t0, t1)}, metrics={"onset_pairs": ()})
+        alone = measure(model, train_set, test_set, pair_config)
+        for name in ("retraining", "ablation", "correlation"):
+            np.testing.assert_array_equal(together[f"{t0}-{t1}"].metrics[name].raw, alone.metrics[name].raw)
+
+
 def _sweep_command(spec_path, store, workers):
     # --chunk-size 1: each run trains alone however the sweep was cut, so the tables below can be
     # compared number for number (networks stacked differently sum in other orders)

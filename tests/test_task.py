@@ -7,7 +7,15 @@ import torch
 
 from spikemod.config import ConfigError, DataConfig, RunConfig, TaskConfig
 from spikemod.encoding import encode, intensities
-from spikemod.task import PairDataset, draw_partner_classes, structured_noise, task_targets, temporal_input
+from spikemod.task import (
+    PairDataset,
+    draw_partner_classes,
+    network_input,
+    onset_pair_network_inputs,
+    structured_noise,
+    task_targets,
+    temporal_input,
+)
 
 
 @pytest.mark.parametrize("covariance", [0.0, 0.5, 1.0])
@@ -67,7 +75,7 @@ def test_noise_mixing_follows_the_formula():
     x, static = temporal_input(images, task, 4, torch.Generator().manual_seed(7))
     noise = structured_noise(images, 4, 5, torch.Generator().manual_seed(7))
     assert not static and x.shape == (4, 16, 2, 784)
-    torch.testing.assert_close(x, 0.6 * images + 0.4 * noise)
+    assert torch.equal(x, 0.6 * images.expand(4, 16, 2, 784) + 0.4 * noise)  # the formula, number for number
 
 
 def test_structured_noise_averages_masked_batch_samples():
@@ -113,6 +121,30 @@ def test_fixed_onsets_switch_each_digit_on_at_its_step():
     step = torch.arange(1, steps + 1)[:, None]  # 1-based
     assert torch.equal(on[..., 0], (step >= 4).expand(steps, 50))
     assert torch.equal(on[..., 1], (step >= 2).expand(steps, 50))
+
+
+@pytest.mark.parametrize("encoding", ["direct", "rate"])
+def test_onset_pair_inputs_draw_the_noise_once_for_every_pair(encoding):
+    """One noise draw serves every onset pair: each pair's input is number for number the one
+    temporal input and encoding give with that pair's onsets from the same generator state, and
+    the generator ends where one pair's input leaves it."""
+    steps, pairs = 6, [(2, 2), (4, 2), (2, 5), (5, 4)]
+    images = torch.rand(40, 2, 16)
+    config = RunConfig.from_dict(
+        {"model": {"variant": "spiking"}, "task": {"random_onset": True, "noise_ratio": 0.4, "n_steps": steps, "encoding": encoding}}
+    )
+    generator = torch.Generator().manual_seed(3)
+    shared = onset_pair_network_inputs(images, config, pairs, generator)
+    after = generator.get_state()
+    for pair, x in zip(pairs, shared):
+        alone = torch.Generator().manual_seed(3)
+        expected, _ = network_input(images, config.replace(task={"onsets": pair}), alone)
+        assert torch.equal(x, expected)
+        assert torch.equal(alone.get_state(), after)
+    # the onsets shape the inputs: pairs differ where one digit is on and the other pure noise
+    assert not torch.equal(shared[0], shared[1])
+    with pytest.raises(ValueError, match="random_onset"):
+        onset_pair_network_inputs(images, RunConfig.from_dict({"task": {"n_steps": steps}}), pairs, generator)
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,9 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from ..config import RunConfig
-from ..task import network_input
+from ..task import network_input, onset_pair_network_inputs
 
-__all__ = ["FeatureSet", "FEATURE_KINDS", "feature_epochs", "module_features", "extract_features", "output_features", "select_features"]
+__all__ = ["FeatureSet", "FEATURE_KINDS", "feature_epochs", "module_features", "extract_features", "extract_onset_pair_features", "output_features", "select_features"]
 
 #: How states [T, B, N] become features: tanh states as they are, or spike counts or traces.
 FEATURE_KINDS = ("rate", "count", "trace")
@@ -132,21 +132,51 @@ def extract_features(
     or ``auto`` (default: ``MetricConfig.feature_source``). The variant is read off the output:
     a network with a membrane potential is spiking, and its spikes become counts or traces.
     """
+    return _collect(model, dataset, config, batch_size, source, lambda images: [network_input(images, config, generator)])[0]
+
+
+@torch.no_grad()
+def extract_onset_pair_features(
+    model: torch.nn.Module,
+    dataset,
+    config: RunConfig,
+    pairs: Sequence[Tuple[int, int]],
+    generator: torch.Generator,
+    batch_size: Optional[int] = None,
+) -> List[FeatureSet]:
+    """:func:`extract_features` of a random-onset network with both digit onsets fixed, for each
+    pair (t0, t1), in one pass over the data: each batch's noise, most of the cost, is drawn once
+    for all pairs (:func:`spikemod.task.onset_pair_network_inputs`). Pair i's features equal
+    ``extract_features(model, dataset, config with task.onsets = pairs[i], generator)`` from a
+    generator in the same state."""
+
+    def inputs(images):
+        return [(x, False) for x in onset_pair_network_inputs(images, config, pairs, generator)]
+
+    return _collect(model, dataset, config, batch_size, None, inputs)
+
+
+def _collect(model, dataset, config: RunConfig, batch_size: Optional[int], source: Optional[str], inputs) -> List[FeatureSet]:
+    """Features of the network inputs ``inputs(images)`` (a list of (input, static)) per batch."""
     source = source or config.metrics.feature_source
     batch_size = batch_size or config.train.batch_size
     was_training = model.training
     model.eval()
-    features, digits, kind = [], [], "unspecified"
+    features, digits, kind = None, [], "unspecified"
     device = next(model.parameters()).device
     try:
         for batch in dataset.batches(batch_size, shuffle=False):
-            x, static = network_input(batch.images, config, generator)
-            batch_features, kind = output_features(model(x.to(device), static=static).to("cpu"), config, source)
-            features.append(batch_features)
+            outputs = [model(x.to(device), static=static).to("cpu") for x, static in inputs(batch.images)]
+            selected = [output_features(output, config, source) for output in outputs]
+            kind = selected[0][1]
+            features = [[] for _ in selected] if features is None else features
+            for collected, (batch_features, _) in zip(features, selected):
+                collected.append(batch_features)
             digits.append(batch.digits)
     finally:
         model.train(was_training)
-    return FeatureSet(torch.cat(features, 1), torch.cat(digits), dataset.n_classes, kind)
+    digits = torch.cat(digits)
+    return [FeatureSet(torch.cat(f, 1), digits, dataset.n_classes, kind) for f in features]
 
 
 def output_features(output, config: RunConfig, source: str) -> Tuple[torch.Tensor, str]:

@@ -28,7 +28,7 @@ from ..h5tree import read_tree, write_tree
 from .ablation import ablation_metric
 from .bottleneck import bottleneck_metric, readout_units
 from .correlation import correlation_metric, reshuffled_correlation_metric
-from .features import FeatureSet, extract_features, feature_epochs
+from .features import FeatureSet, extract_features, extract_onset_pair_features, feature_epochs
 from .probes import parity_metric
 from .retraining import retraining_metric, train_readouts
 from .scores import UNIT, MetricScores, scoring
@@ -230,10 +230,13 @@ def _scored(
 def readout_training_features(model: torch.nn.Module, train_data, config: RunConfig, seed: int) -> List[FeatureSet]:
     """The features metric readouts train on, from the ``inputs/train`` stream of ``seed``: one
     draw, or with ``MetricConfig.readout_noise`` ``fresh`` one draw of input noise per readout epoch."""
-    metric_cfg = config.metrics
-    draws = metric_cfg.readout_epochs if metric_cfg.readout_noise == "fresh" else 1
     inputs = seeding.generator(seed, seeding.inputs_purpose(True))
-    return [extract_features(model, train_data, config, inputs) for _ in range(draws)]
+    return [extract_features(model, train_data, config, inputs) for _ in range(_noise_draws(config.metrics))]
+
+
+def _noise_draws(metric_cfg: MetricConfig) -> int:
+    """Draws of input noise the readouts train on: one per readout epoch with fresh noise, else one."""
+    return metric_cfg.readout_epochs if metric_cfg.readout_noise == "fresh" else 1
 
 
 def measure(
@@ -242,13 +245,16 @@ def measure(
     test_data,
     config: RunConfig,
     seed: Optional[int] = None,
+    features: Optional[Tuple[Sequence[FeatureSet], FeatureSet]] = None,
 ) -> SpecializationResult:
     """Measure the specialization of a trained network with the metrics of ``config.metrics``.
 
     ``train_data``/``test_data`` are :class:`~spikemod.task.PairDataset` splits: readouts and
     masks train on the first and are scored on the second. The variant (rate or spiking) is read
-    from the network's output. ``seed`` defaults to ``config.seed``. The result also carries the
-    network's Q values (:func:`~spikemod.modularity.network_modularity`).
+    from the network's output. ``seed`` defaults to ``config.seed``. ``features``: the readout
+    training features (one set per draw, :func:`readout_training_features`) and the test
+    features, when they are already extracted; by default they are extracted here. The result
+    also carries the network's Q values (:func:`~spikemod.modularity.network_modularity`).
     """
     seed = config.seed if seed is None else seed
     if getattr(model, "config", None) != config.model:
@@ -265,8 +271,12 @@ def measure(
     watch = Stopwatch()
     if feature_metrics:
         with watch("features"):
-            train_features = readout_training_features(model, train_data, config, seed)
-            test_features = extract_features(model, test_data, config, seeding.generator(seed, seeding.inputs_purpose(False)))
+            if features is None:
+                features = (
+                    readout_training_features(model, train_data, config, seed),
+                    extract_features(model, test_data, config, seeding.generator(seed, seeding.inputs_purpose(False))),
+                )
+        train_features, test_features = features
         measured = measure_features(
             train_features, test_features, dataclasses.replace(metric_cfg, metrics=feature_metrics), seed
         )
@@ -310,17 +320,29 @@ def measure_onset_pairs(
 
     Readouts are retrained (on the first ``metrics.onset_pair_samples`` training pairs, or all)
     and scored on inputs with those onsets (the network itself was trained on random onsets).
-    Weight masks do not depend on the input timing and are not repeated.
+    Each result equals :func:`measure` with ``task.onsets`` set to its pair; the features of all
+    pairs come from one pass over the data, which draws the input noise once for every pair
+    (:func:`~spikemod.metrics.features.extract_onset_pair_features`), so the features of every
+    pair are held at once. Weight masks do not depend on the input timing and are not repeated.
     """
-    feature_metrics = config.metrics.feature_metrics
+    seed = config.seed if seed is None else seed
     samples = config.metrics.onset_pair_samples
     train_data = train_data if samples is None else train_data.head(samples)
+    pairs = config.metrics.onset_pairs
+    inputs = seeding.generator(seed, seeding.inputs_purpose(True))
+    train = [
+        extract_onset_pair_features(model, train_data, config, pairs, inputs) for _ in range(_noise_draws(config.metrics))
+    ]
+    test = extract_onset_pair_features(
+        model, test_data, config, pairs, seeding.generator(seed, seeding.inputs_purpose(False))
+    )
     results = {}
-    for pair in config.metrics.onset_pairs:
+    for i, pair in enumerate(pairs):
         pair_config = config.replace(
-            task={"onsets": pair}, metrics={"metrics": feature_metrics, "onset_pairs": ()}
+            task={"onsets": pair}, metrics={"metrics": config.metrics.feature_metrics, "onset_pairs": ()}
         )
-        results[f"{pair[0]}-{pair[1]}"] = measure(model, train_data, test_data, pair_config, seed)
+        features = ([draw[i] for draw in train], test[i])
+        results[f"{pair[0]}-{pair[1]}"] = measure(model, train_data, test_data, pair_config, seed, features)
     return results
 
 

@@ -35,7 +35,7 @@ RULES = {
     "input": "F(separate pathways) − F(shared pathway), c = 0, mean over n and synapses. Holds: > 0 (interval)",
     "collapse": "fused pathway, static input: drop F(step 1) − F(step 2) at 100 synapses. Holds: ≥ 0.2 and larger "
     "than at 1 synapse (interval of the difference > 0); partly: drop > 0 (interval)",
-    "noise": "fused pathway, noise r = 0.4, 100 synapses: least-squares slope of F over steps 2..T. Holds: < 0 (interval)",
+    "noise": "fused pathway, 100 synapses: least-squares slope of F over steps 2..T under noise r = 0.4 minus the same slope with static input (which holds the tail of the one collapse), paired by seed. Holds: < 0 (interval)",
     "onsets": "onset pairs with t0 > t1: F^0(t0) − F^0(t0 − 1), module 0's specialization on digit 0 when it "
     "switches on, mean over pairs and synapse counts. Holds: > 0 (interval)",
     "weight_mask": "extreme-sparsity store: weight-mask M_spec, mean over p ≤ 0.11 (Q > 0.4), minus M_spec at p = 1. Holds: > 0 (interval)",
@@ -176,10 +176,17 @@ def collapse(fig4: pd.DataFrame) -> Tuple[PerSeed, PerSeed]:
 
 
 def noise(fig4: pd.DataFrame) -> PerSeed:
-    data = _fused(fig4, 0.4)
-    data = data[data["synapses"] == 100]
-    slope = data["specialization.retraining.F"].map(lambda f: float(np.polyfit(np.arange(1, len(f)), np.asarray(f)[1:], 1)[0]))
-    return _per_variant(data.assign(slope=slope), lambda rows: rows.set_index("seed")["slope"].groupby("seed").mean())
+    """Per seed: the slope of F over steps 2..T at 100 synapses under noise r = 0.4 minus with
+    static input; variants without both conditions are left out."""
+
+    def slopes(noise_ratio: float) -> PerSeed:
+        data = _fused(fig4, noise_ratio)
+        data = data[data["synapses"] == 100]
+        slope = data["specialization.retraining.F"].map(lambda f: float(np.polyfit(np.arange(1, len(f)), np.asarray(f)[1:], 1)[0]))
+        return _per_variant(data.assign(slope=slope), lambda rows: rows.groupby("seed")["slope"].mean())
+
+    noisy, static = slopes(0.4), slopes(0.0)
+    return {v: (noisy[v] - static[v]).dropna() for v in noisy if v in static}
 
 
 def onsets(table: pd.DataFrame) -> PerSeed:

@@ -273,6 +273,24 @@ def test_claims_from_the_c0_slice_of_fig3_leave_covariance_open(sweep_store, mon
     assert claims.claim_rows({"fig3": table}, None)["covariance"][0] == "does not: +0.00 ± 0.00 (n = 2)"
 
 
+def test_noise_claim_is_the_slope_under_noise_beyond_the_static_collapse(monkeypatch):
+    """Fig. 4B: the slope of F over steps 2..T under noise minus with static input, per seed."""
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import claims
+
+    curves = {0.0: [1.0, 0.6, 0.5, 0.5], 0.4: [1.0, 0.6, 0.5, 0.4]}  # slopes over steps 2..4: −0.05, −0.1
+    rows = [
+        {"config.model.variant": variant, "seed": seed, "q.n_synapses": 100, "config.task.noise_ratio": noise,
+         "config.task.random_onset": False, "config.model.interconnect_onset": 1,
+         "specialization.retraining.F": np.array(f) + 0.01 * seed}
+        for variant in ("rate", "spiking") for seed in (0, 1, 2) for noise, f in curves.items()
+        if not (variant == "spiking" and noise == 0.0)  # spiking: no static runs
+    ]
+    per_seed = claims.noise(pd.DataFrame(rows))
+    np.testing.assert_allclose(per_seed["rate"].to_numpy(), -0.05)
+    assert "spiking" not in per_seed  # "not run" in the table
+
+
 def test_side_by_side_puts_the_notebook_beside_both_presets(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(EXPERIMENTS))
     import compare_presets

@@ -441,13 +441,13 @@ def fig4_dynamics(
         for j, condition in enumerate(conditions):
             row, column = (0, i) if single else (i, j)
             ax = axes[row, column]
-            first_crossing = 2
+            if row == 0:
+                ax.set_title(f"{variant}, {condition}" if single else condition, fontsize="medium")
             if not any((variant, condition, count) in groups.groups for count in synapses):
                 ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="0.4")
                 ax.set_xticks([])
-                if row == 0:
-                    ax.set_title(f"{variant}, {condition}" if single else condition, fontsize="medium")
                 continue
+            first_crossing = 2
             for count in synapses:
                 if (variant, condition, count) not in groups.groups:
                     continue
@@ -463,8 +463,6 @@ def fig4_dynamics(
             ax.axvline(first_crossing, color="0.3", linestyle="--", linewidth=0.8)
             ax.set_ylim(-0.02, 1.02)
             ax.grid(alpha=0.3)
-            if row == 0:
-                ax.set_title(f"{variant}, {condition}" if single else condition, fontsize="medium")
             if row == shape[0] - 1:
                 ax.set_xlabel("time step")
             if column == 0:

@@ -162,21 +162,21 @@ def _collect(model, dataset, config: RunConfig, batch_size: Optional[int], sourc
     batch_size = batch_size or config.train.batch_size
     was_training = model.training
     model.eval()
-    features, digits, kind = None, [], "unspecified"
+    batches, digits, kind = [], [], "unspecified"  # batches[b][i]: batch b's features of input i
     device = next(model.parameters()).device
     try:
         for batch in dataset.batches(batch_size, shuffle=False):
-            outputs = [model(x.to(device), static=static).to("cpu") for x, static in inputs(batch.images)]
-            selected = [output_features(output, config, source) for output in outputs]
+            selected = [
+                output_features(model(x.to(device), static=static).to("cpu"), config, source)
+                for x, static in inputs(batch.images)
+            ]
+            batches.append([batch_features for batch_features, _ in selected])
             kind = selected[0][1]
-            features = [[] for _ in selected] if features is None else features
-            for collected, (batch_features, _) in zip(features, selected):
-                collected.append(batch_features)
             digits.append(batch.digits)
     finally:
         model.train(was_training)
     digits = torch.cat(digits)
-    return [FeatureSet(torch.cat(f, 1), digits, dataset.n_classes, kind) for f in features]
+    return [FeatureSet(torch.cat(per_input, 1), digits, dataset.n_classes, kind) for per_input in zip(*batches)]
 
 
 def output_features(output, config: RunConfig, source: str) -> Tuple[torch.Tensor, str]:

@@ -6,11 +6,13 @@ The workload is a slice of the Fig. 2 sweep: two modules of n = 25 neurons, T = 
 weights and per-module readouts, trained with AdamW, one network at a time. spikemod trains the 18
 networks of each variant as one stack (:func:`spikemod.training.train` on the 18 configs), and, for
 the single-network speed, the first of them alone (K = 1). They run interleaved (the machine is
-shared, so ratios of neighbouring measurements are what counts).
+shared, so ratios of neighbouring measurements are what counts). With ``--noise r`` both train on
+noisy input, x_t = (1 − r)·x + r·structured noise (as the reference preset trains), drawn for the
+baseline by the same :func:`spikemod.task.temporal_input`.
 Printed: samples/s of each and their ratio, the fraction of this process's dense matmul FLOP rate
 (a 2048² float32 matmul) reached, and peak memory.
 
-    SPIKEMOD_DATA=/path/to/data python experiments/bench_training.py [--n-train 3840] [--repeats 2]
+    SPIKEMOD_DATA=/path/to/data python experiments/bench_training.py [--n-train 3840] [--repeats 2] [--noise 0.4]
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikemod.config import RunConfig
-from spikemod.task import PairDataset
+from spikemod.memory import reuse_freed_memory
+from spikemod.task import PairDataset, temporal_input
 from spikemod.training import train
 
 N, T, BATCH, D = 25, 5, 128, 784
@@ -77,15 +80,16 @@ class PlainSNN(nn.Module):
         self.lif = nn.ModuleList([snn.Leaky(beta=0.9, reset_mechanism="zero") for _ in range(2)])
         self.readout = nn.ModuleList([nn.Linear(N, 20) for _ in range(2)])
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        s = [images.new_zeros(len(images), N) for _ in range(2)]
-        mem = [images.new_zeros(len(images), N) for _ in range(2)]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [B, 20] of the input [T, B, 2, D]."""
+        s = [x.new_zeros(x.shape[1], N) for _ in range(2)]
+        mem = [x.new_zeros(x.shape[1], N) for _ in range(2)]
         out = 0
-        for _ in range(T):
+        for t in range(T):
             new = []
             for m in range(2):
                 current = (
-                    self.fc_in[m](images[:, m])
+                    self.fc_in[m](x[t, :, m])
                     + s[m] @ (self.rec[m] * self.rec_mask).t()
                     + s[1 - m] @ (self.cross[m] * self.cross_mask[m]).t()
                 )
@@ -99,16 +103,18 @@ class PlainSNN(nn.Module):
         return out.amax(dim=1)  # [B, 20]: the two heads x 10 classes
 
 
-def run_baseline(spiking: bool, dataset: PairDataset, n_networks: int) -> float:
-    """Samples/s of plain snnTorch training, one network after the other (one epoch each)."""
+def run_baseline(spiking: bool, dataset: PairDataset, n_networks: int, batch_size: int = BATCH) -> float:
+    """Samples/s of plain snnTorch training, one network after the other (one epoch each), on the
+    data set's task input (static, or noisy when its ``task_config.noise_ratio`` > 0)."""
     seen, start = 0, time.perf_counter()
     for k in range(n_networks):
         torch.manual_seed(k)
         model = PlainSNN(spiking, n_synapses=max(1, int(0.1 * N * N)))
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         generator = torch.Generator().manual_seed(k)
-        for batch in dataset.batches(BATCH, shuffle=True, generator=generator):
-            logits = model(batch.images).view(-1, 2, 10)
+        for batch in dataset.batches(batch_size, shuffle=True, generator=generator):
+            x, _ = temporal_input(batch.images, dataset.task_config, T, generator)
+            logits = model(x).view(-1, 2, 10)
             loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten())
             optimizer.zero_grad()
             loss.backward()
@@ -118,13 +124,13 @@ def run_baseline(spiking: bool, dataset: PairDataset, n_networks: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def sweep_configs(variant: str, dataset: str, n_train: int) -> list:
+def sweep_configs(variant: str, dataset: str, n_train: int, noise: float = 0.0, batch_size: int = BATCH) -> list:
     base = RunConfig.from_dict(
         {
             "data": {"dataset": dataset, "n_train": n_train, "n_test": n_train // 6},
             "model": {"variant": variant, "n_neurons": N},
-            "task": {"n_steps": T},
-            "train": {"epochs": 1, "batch_size": BATCH},
+            "task": {"n_steps": T, "noise_ratio": noise},
+            "train": {"epochs": 1, "batch_size": batch_size},
         }
     )
     configs = []
@@ -151,18 +157,23 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=3840, help="training pairs per network")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--baseline-networks", type=int, default=2, help="networks timed per baseline repeat")
+    parser.add_argument(
+        "--noise", type=float, default=0.0, help="structured input noise r for both (default 0: static input)"
+    )
+    parser.add_argument("--batch-size", type=int, default=BATCH, help=f"batch size for both (default {BATCH})")
     args = parser.parse_args()
 
     peak_flops = matmul_flops()
     per_sample = flops_per_sample()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    malloc = "freed memory reused" if reuse_freed_memory() else "system malloc"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input noise r = {args.noise}, batch {args.batch_size}, {malloc}")
     print(f"dense 2048² matmul: {peak_flops / 1e9:.1f} GFLOP/s; one training sample: {per_sample / 1e6:.3f} MFLOP")
     for variant in ("spiking", "rate"):
-        configs = sweep_configs(variant, args.dataset, args.n_train)
+        configs = sweep_configs(variant, args.dataset, args.n_train, args.noise, args.batch_size)
         dataset = PairDataset(configs[0].data, configs[0].task, train=True, seed=0)
         base, ours, ours_wall, single = [], [], [], []
         for _ in range(args.repeats):  # interleaved
-            base.append(run_baseline(variant == "spiking", dataset, args.baseline_networks))
+            base.append(run_baseline(variant == "spiking", dataset, args.baseline_networks, args.batch_size))
             train_speed, wall_speed = run_spikemod(configs)
             ours.append(train_speed)
             ours_wall.append(wall_speed)

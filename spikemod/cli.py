@@ -40,6 +40,7 @@ from .config import (
     ConfigError,
     RunConfig,
 )
+from .memory import reuse_freed_memory
 from .sweep import SweepSpec, parse_grid_option
 
 if TYPE_CHECKING:
@@ -700,7 +701,9 @@ def _expected_errors() -> Tuple[Tuple[type, ...], Tuple[type, ...]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of the ``spikemod`` command; returns the exit status."""
+    """Entry point of the ``spikemod`` command; returns the exit status. The process keeps freed
+    memory for reuse (:mod:`spikemod.memory`)."""
+    reuse_freed_memory()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):

@@ -41,6 +41,7 @@ VARIANTS = ("rate", "spiking")
 INPUT_SCHEMES = ("separate", "shared", "fused")
 READOUT_SCHEMES = ("separate", "shared", "concat")
 READOUT_FAN_INS = ("module", "network")
+SUBSET_FAN_INS = ("subset", "network")
 KEPT_STATES = ("best", "final")
 READOUT_TIMES = ("per_step", "shared")
 MODULE_SCORES = ("difference", "ratio")
@@ -405,7 +406,10 @@ class MetricConfig:
     other digit's slot by a permutation of the batch's and re-runs the network, pairs samples
     within each class group of digit k (groups weighted equally) and takes the base from
     derangement pairs of the unmodified batch, over the first ``correlation_batches`` test batches
-    (None: all); ``matched`` pairs existing samples (:mod:`spikemod.metrics.correlation`).
+    (None: all); ``matched`` pairs existing samples (:mod:`spikemod.metrics.correlation`);
+    ``readout_fan_in`` ``network`` initialises the first layer of every retraining readout with the
+    bound 1/√(M·F) of all modules' features, as the reference's masked Linear(2n → 30) is
+    (``subset``: the bound of the subset's own features, 1/√F for a single module).
     """
 
     metrics: Tuple[str, ...] = ("retraining", "ablation", "correlation")
@@ -434,6 +438,7 @@ class MetricConfig:
     readout_noise: str = "fixed"
     correlation_procedure: str = "matched"
     correlation_batches: Optional[int] = None
+    readout_fan_in: str = "subset"
 
     def __post_init__(self) -> None:
         c = "MetricConfig"
@@ -478,6 +483,7 @@ class MetricConfig:
         _check_range(c, "bottleneck_lr", self.bottleneck_lr, 0.0, low_open=True)
         _check_choice(c, "readout_noise", self.readout_noise, READOUT_NOISES)
         _check_choice(c, "correlation_procedure", self.correlation_procedure, CORRELATION_PROCEDURES)
+        _check_choice(c, "readout_fan_in", self.readout_fan_in, SUBSET_FAN_INS)
         if self.correlation_batches is not None:
             _check_range(c, "correlation_batches", self.correlation_batches, 1, integer=True)
         if self.onset_pair_samples is not None:

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError, RunConfig
 from .identity import config_overrides, run_id
+from .memory import reuse_freed_memory
 from .results import ResultStore, RunFailure
 from .run import make_chunks, run_chunk
 from .training import TrainResult
@@ -176,8 +177,9 @@ def _execute(
     failures. Returns the failed run ids.
 
     When a chunk fails, its unfinished runs are retried one by one so that one bad run does not
-    take its neighbours down.
+    take its neighbours down. The process keeps freed memory for reuse (:mod:`spikemod.memory`).
     """
+    reuse_freed_memory()
     store = ResultStore(store_root)
     stored = store.completed(keep_checkpoints)
     todo = [c for c in configs if run_id(c) not in stored]

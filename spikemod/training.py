@@ -210,11 +210,18 @@ def _stacked_input(
     images: torch.Tensor, configs: Sequence[RunConfig], generators: Sequence[torch.Generator], device: torch.device
 ):
     """Each input's :func:`~spikemod.task.network_input` (drawn on the CPU, from CPU generators, so
-    every device sees the same numbers), on ``device``: images [G, B, S, D] -> [T, G, B, S, D]."""
+    every device sees the same numbers), on ``device``: images [G, B, S, D] -> [T, G, B, S, D].
+
+    A drawn input is stored slot-major ([S, G, T, B, D] in memory), the layout the separate
+    input's batched matmul reads without a copy (:func:`~spikemod.dynamics.input_current`)."""
     inputs = [network_input(x, c, g) for x, c, g in zip(images, configs, generators)]
     if all(static for _, static in inputs):  # the same image at every step, an expanded view: projected once
         return images.to(device).expand(configs[0].n_steps, *images.shape), True
-    return torch.stack([x for x, _ in inputs], dim=1).to(device), False
+    n_steps, batch, n_slots, n_inputs = inputs[0][0].shape
+    stacked = torch.empty((n_slots, len(inputs), n_steps, batch, n_inputs), dtype=inputs[0][0].dtype)
+    for g, (x, _) in enumerate(inputs):
+        stacked[:, g].copy_(x.permute(2, 0, 1, 3))
+    return stacked.permute(2, 1, 3, 0, 4).to(device), False
 
 
 def _input_groups(configs: Sequence[RunConfig]) -> Tuple[List[int], int]:

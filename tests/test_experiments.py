@@ -218,6 +218,26 @@ def test_quick_script_runs_resumes_and_redraws(scripts, tmp_path, monkeypatch):
     assert (store / "summary.md").read_text().count("| rate |") == len(table)
 
 
+def test_readout_fan_in_measures_each_network_again_with_only_the_readouts_changed(scripts, tmp_path):
+    import readout_fan_in
+
+    store = tmp_path / "fan-in"
+    argv = ["--quick", "--store", str(store), "--workers", "1", "--seeds", "1"]
+    assert readout_fan_in.main(argv) == 0
+    again = sorted((store / "network-fan-in").glob("*.h5"))
+    assert [p.name for p in again] == sorted(p.name for p in (store / "checkpoints").glob("*.h5"))
+    assert len(again) == 2  # one synapse and p = 1
+    table = readout_fan_in.paired_table(store)
+    # ablation reads the all-modules readouts and correlation none: unchanged to the last bit
+    for metric in ("ablation", "correlation"):
+        assert (table[f"F.{metric}"] == table[f"F.{metric}.network"]).all()
+    assert (table["F.retraining"] != table["F.retraining.network"]).any()  # the module readouts
+    stamps = [p.stat().st_mtime_ns for p in again]
+    assert readout_fan_in.main(argv) == 0  # resumes: nothing measured again
+    assert [p.stat().st_mtime_ns for p in sorted((store / "network-fan-in").glob("*.h5"))] == stamps
+    assert (store / "summary.md").read_text().count("| one synapse |") == 3
+
+
 def test_make_figures_without_results_fails_clearly(scripts, tmp_path, capsys):
     *_, make_figures = scripts
     assert make_figures.main(["--results", str(tmp_path), "--only", "fig3"]) == 1

@@ -104,6 +104,23 @@ def test_time_shared_readouts_are_one_per_subset_and_digit_and_scored_per_step()
     assert retraining.raw[:, 0, 0].min() > 0.9 and retraining.raw[:, 0, 1].max() < 0.3
 
 
+def test_network_fan_in_initialises_every_readout_like_the_all_modules_one():
+    # 2 modules of 8 features: a single module's readout has fan-in 8 (bound 1/√8) with subset
+    # fan-in and 16 (1/√16) with the reference's; the same draws, scaled by √(8/16)
+    shape = dict(n_modules=2, n_features=8, n_digits=2, n_steps=3, hidden=5, n_classes=10)
+    own = Readouts.initialise(**shape, generator=torch.Generator().manual_seed(0))
+    network = Readouts.initialise(**shape, generator=torch.Generator().manual_seed(0), fan_in="network")
+    for name in ("w1", "b1"):
+        mine, theirs = getattr(own, name), getattr(network, name)
+        torch.testing.assert_close(theirs[:2], mine[:2] * math.sqrt(8 / 16))
+        assert torch.equal(theirs[2], mine[2])  # the all-modules readout: fan-in 16 either way
+        assert mine[:2].abs().max() > 1 / math.sqrt(16)  # not vacuous: the subset bound is wider
+        assert theirs.abs().max() <= 1 / math.sqrt(16)
+    assert torch.equal(network.w2, own.w2) and torch.equal(network.masks, own.masks)
+    with pytest.raises(ConfigError, match="readout_fan_in"):
+        MetricConfig(readout_fan_in="module")
+
+
 # ----- the concat readout -----
 
 

@@ -147,6 +147,17 @@ def test_forward_matches_each_network(variant, model):
     assert_same_up_to_order(together, stack(one_input.expand_as(x).contiguous()).logits, n_terms)
 
 
+@pytest.mark.parametrize("scheme", ["separate", "shared", "fused"])
+def test_a_slot_major_input_gives_the_same_numbers(scheme):
+    # the trainer stores drawn inputs slot-major ([S, G, T, B, D] in memory): the same values in
+    # another layout must give the same numbers bit for bit, not merely to float tolerance
+    stack = NetworkStack([build_model(c.replace(model={"input_scheme": scheme})) for c in _configs("rate")])
+    x = torch.randn(4, 3, 5, 2, 784)
+    slot_major = x.permute(3, 1, 0, 2, 4).contiguous().permute(2, 1, 3, 0, 4)
+    assert torch.equal(slot_major, x) and not slot_major.is_contiguous()
+    assert torch.equal(stack(slot_major).logits, stack(x).logits)
+
+
 def test_configs_that_change_shapes_cannot_train_together():
     base = _config("rate", 1, 0.25, 0.0)
     with pytest.raises(ConfigError, match="may differ only in seed"):

@@ -55,14 +55,16 @@ class Readouts:
     @classmethod
     def initialise(
         cls, n_modules: int, n_features: int, n_digits: int, n_steps: int, hidden: int, n_classes: int,
-        generator: torch.Generator,
+        generator: torch.Generator, fan_in: str = "subset",
     ) -> "Readouts":
-        """Fresh readouts, each initialised like ``nn.Linear``: U(−1/√fan_in, 1/√fan_in)."""
+        """Fresh readouts, each initialised like ``nn.Linear``: U(−1/√fan_in, 1/√fan_in), with the
+        first layer's fan-in that of the subset's features (``subset``) or of all (``network``)."""
         eye = torch.eye(n_modules).repeat_interleave(n_features, dim=1)  # [M, D]
         masks = torch.cat([eye, torch.ones(1, n_modules * n_features)])  # [S, D]
         n_subsets, dim = masks.shape
         lead = (n_subsets, n_digits, n_steps)
-        bound1 = (1.0 / masks.sum(1).sqrt()).view(-1, 1, 1, 1, 1)  # fan-in of each subset
+        fan_ins = masks.sum(1) if fan_in == "subset" else torch.full((n_subsets,), float(dim))
+        bound1 = (1.0 / fan_ins.sqrt()).view(-1, 1, 1, 1, 1)
         bound2 = 1.0 / math.sqrt(hidden)
 
         def uniform(shape, bound):
@@ -122,7 +124,7 @@ def train_readouts(
     time_shared = config.readout_time == "shared"
     readouts = Readouts.initialise(
         train.n_modules, train.features.shape[3], train.n_digits, 1 if time_shared else train.n_steps,
-        config.readout_hidden, train.n_classes, generator,
+        config.readout_hidden, train.n_classes, generator, config.readout_fan_in,
     )
     params = readouts.parameters()
     for p in params:

@@ -33,9 +33,11 @@ def _last_round_faults(malloc: str) -> int:
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the thresholds are glibc's")
 def test_freed_memory_is_reused():
-    # 64 MB is 16,384 pages of 4 KiB: the system allocator faults them in for every tensor
-    assert _last_round_faults("system") >= 5 * 16384
-    assert _last_round_faults("reuse") < 1000
+    # 64 MB is 16,384 pages of 4 KiB: the system allocator faults them in for every tensor (fewer
+    # where the kernel backs them with huge pages); reused memory is not faulted in again
+    system, reuse = _last_round_faults("system"), _last_round_faults("reuse")
+    assert system >= 5 * 32  # at least one fault per 2 MiB page of each tensor
+    assert reuse * 10 < system
 
 
 def test_system_malloc_is_left_alone(monkeypatch):

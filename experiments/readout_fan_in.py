@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from spikemod import plots
 from spikemod.metrics.suite import SpecializationResult, measure_checkpoint
+from spikemod.results import atomic_file
 
 FAN_IN = "network"
 
@@ -43,9 +44,8 @@ def measure_again(store: Path) -> None:
     out.mkdir(exist_ok=True)
     todo = [p for p in sorted((store / "checkpoints").glob("*.h5")) if not (out / p.name).exists()]
     for checkpoint in tqdm(todo, desc=f"{FAN_IN} fan-in", unit="run"):
-        temporary = out / f"{checkpoint.stem}.partial"
-        measure_checkpoint(checkpoint, temporary, metrics={"readout_fan_in": FAN_IN})
-        temporary.rename(out / checkpoint.name)
+        with atomic_file(out / checkpoint.name) as temporary:  # an interrupted one is measured again
+            measure_checkpoint(checkpoint, temporary, metrics={"readout_fan_in": FAN_IN})
 
 
 def paired_table(store: Path) -> pd.DataFrame:

@@ -52,6 +52,7 @@ __all__ = [
     "load_results",
     "table_differences",
     "pid_alive",
+    "atomic_file",
 ]
 
 #: Format tag stored in every run file.
@@ -79,7 +80,7 @@ class RunFailure:
 
 
 @contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
+def atomic_file(path: Path) -> Iterator[Path]:
     """A temporary file beside ``path`` to write; when the block ends it is synced and renamed to
     ``path`` (a crash leaves no half-written ``path``), and it is removed whatever happens."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +124,7 @@ class ResultStore:
     def write(self, config: RunConfig, result: Dict[str, Any]) -> Path:
         """Store one finished run atomically and clear its failure record; returns the file."""
         key = run_id(config)
-        with _atomic(self.path(key)) as temporary:
+        with atomic_file(self.path(key)) as temporary:
             # No HDF5 file locking: every file has one writer, and locks fail on some cluster file systems.
             with h5py.File(temporary, "w", locking=False) as f:
                 f.attrs["format"] = FORMAT
@@ -140,7 +141,7 @@ class ResultStore:
     def write_measurement(self, name: str, key: str, tree: Dict[str, Any]) -> Path:
         """Store a later measurement of run ``key`` atomically (``<store>/<name>/<key>.h5``)."""
         path = self.measurement_path(name, key)
-        with _atomic(path) as temporary:
+        with atomic_file(path) as temporary:
             with h5py.File(temporary, "w", locking=False) as f:
                 f.attrs["run_id"] = key
                 write_tree(f, tree)
@@ -160,7 +161,7 @@ class ResultStore:
         from .checkpoint import save_checkpoint  # here, so that reading a store does not import torch
 
         path = self.checkpoint_path(run_id(config))
-        with _atomic(path) as temporary:
+        with atomic_file(path) as temporary:
             save_checkpoint(temporary, model, config, history)
         return path
 

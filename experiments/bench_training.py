@@ -8,11 +8,13 @@ networks of each variant as one stack (:func:`spikemod.training.train` on the 18
 the single-network speed, the first of them alone (K = 1). They run interleaved (the machine is
 shared, so ratios of neighbouring measurements are what counts). With ``--noise r`` both train on
 noisy input, x_t = (1 − r)·x + r·structured noise (as the reference preset trains), drawn for the
-baseline by the same :func:`spikemod.task.temporal_input`.
+baseline by the same :func:`spikemod.task.temporal_input`. ``--device cuda`` trains both on the GPU
+(the input draws stay on the CPU for both); ``--seeds S`` stacks 6·S networks instead of 18.
 Printed: samples/s of each and their ratio, the fraction of this process's dense matmul FLOP rate
-(a 2048² float32 matmul) reached, and peak memory.
+(a 2048² float32 matmul on the same device) reached, and peak memory (host, and the GPU's with cuda).
 
     SPIKEMOD_DATA=/path/to/data python experiments/bench_training.py [--n-train 3840] [--repeats 2] [--noise 0.4]
+    SPIKEMOD_DATA=/path/to/data python experiments/bench_training.py --device cuda [--seeds 30]
 """
 
 from __future__ import annotations
@@ -21,33 +23,43 @@ import argparse
 import resource
 import statistics
 import time
+from typing import List, Optional
 
 import snntorch as snn
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common import main_guard
+
 from spikemod.config import RunConfig
 from spikemod.memory import reuse_freed_memory
 from spikemod.task import PairDataset, temporal_input
-from spikemod.training import train
+from spikemod.training import check_device, train
 
 N, T, BATCH, D = 25, 5, 128, 784
 P_VALUES = ("one", 0.01, 0.05, 0.1, 0.5, 1.0)
-SEEDS = (0, 1, 2)
 
 
-def matmul_flops() -> float:
-    """FLOP/s of a dense 2048² float32 matmul (best of 5)."""
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+def matmul_flops(device: torch.device) -> float:
+    """FLOP/s of a dense 2048² float32 matmul on ``device`` (best of 5)."""
+    a, b = torch.randn(2048, 2048, device=device), torch.randn(2048, 2048, device=device)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(5))
+    best = min(_timed(lambda: a @ b, device) for _ in range(5))
     return 2 * 2048**3 / best
 
 
-def _timed(fn) -> float:
+def _synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU), so that host clocks time it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device: torch.device) -> float:
+    _synchronize(device)
     start = time.perf_counter()
     fn()
+    _synchronize(device)
     return time.perf_counter() - start
 
 
@@ -103,28 +115,34 @@ class PlainSNN(nn.Module):
         return out.amax(dim=1)  # [B, 20]: the two heads x 10 classes
 
 
-def run_baseline(spiking: bool, dataset: PairDataset, n_networks: int, batch_size: int = BATCH) -> float:
-    """Samples/s of plain snnTorch training, one network after the other (one epoch each), on the
-    data set's task input (static, or noisy when its ``task_config.noise_ratio`` > 0)."""
+def run_baseline(
+    spiking: bool, dataset: PairDataset, n_networks: int, batch_size: int, device: torch.device
+) -> float:
+    """Samples/s of plain snnTorch training on ``device``, one network after the other (one epoch
+    each), on the data set's task input (static, or noisy when its ``task_config.noise_ratio`` > 0)."""
+    _synchronize(device)
     seen, start = 0, time.perf_counter()
     for k in range(n_networks):
         torch.manual_seed(k)
-        model = PlainSNN(spiking, n_synapses=max(1, int(0.1 * N * N)))
+        model = PlainSNN(spiking, n_synapses=max(1, int(0.1 * N * N))).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         generator = torch.Generator().manual_seed(k)
         for batch in dataset.batches(batch_size, shuffle=True, generator=generator):
             x, _ = temporal_input(batch.images, dataset.task_config, T, generator)
-            logits = model(x).view(-1, 2, 10)
-            loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten())
+            logits = model(x.to(device)).view(-1, 2, 10)
+            loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten().to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             seen += len(batch.targets)
         snn.SpikingNeuron.instances.clear()
+    _synchronize(device)
     return seen / (time.perf_counter() - start)
 
 
-def sweep_configs(variant: str, dataset: str, n_train: int, noise: float = 0.0, batch_size: int = BATCH) -> list:
+def sweep_configs(
+    variant: str, dataset: str, n_train: int, noise: float = 0.0, batch_size: int = BATCH, n_seeds: int = 3
+) -> list:
     base = RunConfig.from_dict(
         {
             "data": {"dataset": dataset, "n_train": n_train, "n_test": n_train // 6},
@@ -134,24 +152,26 @@ def sweep_configs(variant: str, dataset: str, n_train: int, noise: float = 0.0, 
         }
     )
     configs = []
-    for seed in SEEDS:
+    for seed in range(n_seeds):
         for p in P_VALUES:
             model = {"p": 1 / N**2, "synapses": 1} if p == "one" else {"p": float(p)}
             configs.append(base.replace(model=model, seed=seed))
     return configs
 
 
-def run_spikemod(configs: list) -> tuple:
+def run_spikemod(configs: list, device: torch.device) -> tuple:
     """(training samples/s over all networks, samples/s including data set-up and evaluation)."""
+    _synchronize(device)
     start = time.perf_counter()
-    results = train(configs, progress=False)
+    results = train(configs, progress=False, device=str(device))
+    _synchronize(device)
     wall = time.perf_counter() - start
     per_network = results[0].history["samples_per_second"][0]
     n_train = configs[0].data.n_train
     return per_network * len(configs), n_train * len(configs) / wall
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist", help="mnist (needs SPIKEMOD_DATA) or digits")
     parser.add_argument("--n-train", type=int, default=3840, help="training pairs per network")
@@ -161,23 +181,29 @@ def main() -> None:
         "--noise", type=float, default=0.0, help="structured input noise r for both (default 0: static input)"
     )
     parser.add_argument("--batch-size", type=int, default=BATCH, help=f"batch size for both (default {BATCH})")
-    args = parser.parse_args()
+    parser.add_argument("--device", default="cpu", help="where both train: cpu (default) or cuda")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the stack: 6 sparsities x S networks (default 3)")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds} is invalid: use a positive number")
+    device = check_device(args.device)
 
-    peak_flops = matmul_flops()
+    peak_flops = matmul_flops(device)
     per_sample = flops_per_sample()
     malloc = "freed memory reused" if reuse_freed_memory() else "system malloc"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input noise r = {args.noise}, batch {args.batch_size}, {malloc}")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    print(f"torch {torch.__version__}, {where}, input noise r = {args.noise}, batch {args.batch_size}, {malloc}")
     print(f"dense 2048² matmul: {peak_flops / 1e9:.1f} GFLOP/s; one training sample: {per_sample / 1e6:.3f} MFLOP")
     for variant in ("spiking", "rate"):
-        configs = sweep_configs(variant, args.dataset, args.n_train, args.noise, args.batch_size)
+        configs = sweep_configs(variant, args.dataset, args.n_train, args.noise, args.batch_size, args.seeds)
         dataset = PairDataset(configs[0].data, configs[0].task, train=True, seed=0)
         base, ours, ours_wall, single = [], [], [], []
         for _ in range(args.repeats):  # interleaved
-            base.append(run_baseline(variant == "spiking", dataset, args.baseline_networks, args.batch_size))
-            train_speed, wall_speed = run_spikemod(configs)
+            base.append(run_baseline(variant == "spiking", dataset, args.baseline_networks, args.batch_size, device))
+            train_speed, wall_speed = run_spikemod(configs, device)
             ours.append(train_speed)
             ours_wall.append(wall_speed)
-            single.append(run_spikemod(configs[:1])[0])
+            single.append(run_spikemod(configs[:1], device)[0])
         ratios = [o / b for o, b in zip(ours, base)]
         single_ratios = [s / b for s, b in zip(single, base)]
         b, o, w = statistics.median(base), statistics.median(ours), statistics.median(ours_wall)
@@ -192,8 +218,10 @@ def main() -> None:
             f"ratio {statistics.median(single_ratios):.1f}x (per repeat: {', '.join(f'{r:.1f}' for r in single_ratios)})"
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory (maxrss): {peak:.0f} MB")
+    gpu = f", GPU {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB" if device.type == "cuda" else ""
+    print(f"peak memory: host (maxrss) {peak:.0f} MB{gpu}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    main_guard(main)

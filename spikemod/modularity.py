@@ -97,7 +97,7 @@ def network_modularity(model: torch.nn.Module) -> Modularity:
     (Deep-R rewiring keeps the count, so the two still agree).
     """
     cfg = model.config
-    mask = model.recurrent_mask().detach()
+    mask = model.recurrent_mask().detach().cpu()  # the network may live on a GPU
     labels = module_labels(cfg.n_modules, cfg.n_neurons)
     return Modularity(
         paper=q_paper(cfg.p_effective, cfg.n_modules),

@@ -416,3 +416,27 @@ def test_the_parity_claim_reads_the_probes_at_full_density(monkeypatch):
     # a = 0.95 − 0.01·seed − 0.5 (mean 0.44); b = 0.75 − 0.25 = 0.50 in every seed
     assert cells[0] == "holds: a = +0.44 ± 0.02 (n = 3); b = +0.50 ± 0.00"
     assert cells[1] == "not run" and cells[2] == "–"
+
+
+def test_compare_stores_measures_differences_against_the_seed_spread(sweep_store, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    from compare_stores import agreement
+
+    from spikemod.config import ConfigError
+
+    first = load_results(sweep_store)
+    shift = np.where(first["seed"] == 0, 0.05, -0.01)  # seed 0's runs moved up, seed 1's down
+    moved = first["specialization.retraining.F"].map(lambda f: f.copy()).to_numpy()
+    for f, s in zip(moved, shift):
+        f[-1] += s
+    second = first.assign(**{"specialization.retraining.F": moved})
+    table = agreement(first, second).set_index(["quantity", "cell"])
+    assert len(table) == 4 * 24  # accuracy and three metrics, per cell (the 48 runs without their seed)
+    retraining = table.loc["retraining"]
+    assert np.allclose(retraining["n"], 2) and np.allclose(retraining["mean d"], 0.02)
+    assert np.allclose(retraining["mean |d|"], 0.03)
+    # the fake seeds differ by ±0.1: sd = 0.2 / √2 in every cell
+    assert np.allclose(retraining["seed sd"], 0.2 / np.sqrt(2)) and np.allclose(retraining["z"], 0.02 / (0.2 / np.sqrt(2)))
+    assert np.allclose(table.loc[["accuracy", "ablation", "correlation"], "mean |d|"], 0.0)
+    with pytest.raises(ConfigError, match="share no run"):
+        agreement(first, second.assign(run_id=second["run_id"] + "x"))

@@ -36,6 +36,7 @@ RULES = {
     "collapse": "fused pathway, static input: drop F(step 1) − F(step 2) at 100 synapses. Holds: ≥ 0.2 and larger "
     "than at 1 synapse (interval of the difference > 0); partly: drop > 0 (interval)",
     "noise": "fused pathway, 100 synapses: least-squares slope of F over steps 2..T under noise r = 0.4 minus the same slope with static input (which holds the tail of the one collapse), paired by seed. Holds: < 0 (interval)",
+    "noise-0.9": "the same slope difference under noise r = 0.9. Holds: < 0 (interval)",
     "onsets": "onset pairs with t0 > t1: F^0(t0) − F^0(t0 − 1), module 0's specialization on digit 0 when it "
     "switches on, mean over pairs and synapse counts. Holds: > 0 (interval)",
     "weight_mask": "extreme-sparsity store: weight-mask M_spec, mean over p ≤ 0.11 (Q > 0.4), minus M_spec at p = 1. Holds: > 0 (interval)",
@@ -59,6 +60,7 @@ CLAIMS = {
     "input": "separate input specializes more than shared input",
     "collapse": "collapse after communication starts, once, at high p, static input (Fig. 4A)",
     "noise": "continual decrease under noise at high p (Fig. 4B)",
+    "noise-0.9": "continual decrease under strong noise (r = 0.9) at high p (Fig. 4B)",
     "onsets": "specialization follows the onsets (Fig. 4C)",
     "weight_mask": "weight-mask metric rising from Q ≈ 0.4 (\"Extreme sparsity\")",
     "es_extreme": "bottleneck and correlation metrics rise only for Q > 0.49 (\"Extreme sparsity\")",
@@ -175,17 +177,17 @@ def collapse(fig4: pd.DataFrame) -> Tuple[PerSeed, PerSeed]:
     return high, {v: high[v] - low[v] for v in high}
 
 
-def noise(fig4: pd.DataFrame) -> PerSeed:
-    """Per seed: the slope of F over steps 2..T at 100 synapses under noise r = 0.4 minus with
-    static input; variants without both conditions are left out."""
+def noise(fig4: pd.DataFrame, noise_ratio: float) -> PerSeed:
+    """Per seed: the slope of F over steps 2..T at 100 synapses under noise ``noise_ratio`` minus
+    with static input; variants without both conditions are left out."""
 
-    def slopes(noise_ratio: float) -> PerSeed:
-        data = _fused(fig4, noise_ratio)
+    def slopes(ratio: float) -> PerSeed:
+        data = _fused(fig4, ratio)
         data = data[data["synapses"] == 100]
         slope = data["specialization.retraining.F"].map(lambda f: float(np.polyfit(np.arange(1, len(f)), np.asarray(f)[1:], 1)[0]))
         return _per_variant(data.assign(slope=slope), lambda rows: rows.groupby("seed")["slope"].mean())
 
-    noisy, static = slopes(0.4), slopes(0.0)
+    noisy, static = slopes(noise_ratio), slopes(0.0)
     return {v: (noisy[v] - static[v]).dropna() for v in noisy if v in static}
 
 
@@ -300,13 +302,13 @@ def claim_rows(stores: Dict[str, Optional[pd.DataFrame]], onset_table: Optional[
             x_mean, x_half, _ = interval(excess[v])
             cells.append(_cell(high[v], verdict, "drop ") + f"; over 1 synapse {x_mean:+.2f} ± {x_half:.2f}")
         rows["collapse"] = cells + [_paired(high)]
-        noisy = _fused(fig4, 0.4)
-        rows["noise"] = (
-            _simple_row(noise(fig4), lambda s: "holds" if interval(s)[0] + interval(s)[1] < 0 else "does not")
-            if len(noisy) else missing
-        )
+        for key, ratio in (("noise", 0.4), ("noise-0.9", 0.9)):
+            rows[key] = (
+                _simple_row(noise(fig4, ratio), lambda s: "holds" if interval(s)[0] + interval(s)[1] < 0 else "does not")
+                if len(_fused(fig4, ratio)) else missing
+            )
     else:
-        rows["collapse"] = rows["noise"] = missing
+        rows["collapse"] = rows["noise"] = rows["noise-0.9"] = missing
     onset_source = onset_table if onset_table is not None else fig4
     has_onsets = onset_source is not None and any(c.startswith("onset_pairs.") for c in onset_source.columns)
     rows["onsets"] = _simple_row(onsets(onset_source), _positive_verdict) if has_onsets else missing

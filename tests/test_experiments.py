@@ -298,7 +298,7 @@ def test_noise_claim_is_the_slope_under_noise_beyond_the_static_collapse(monkeyp
     monkeypatch.syspath_prepend(str(EXPERIMENTS))
     import claims
 
-    curves = {0.0: [1.0, 0.6, 0.5, 0.5], 0.4: [1.0, 0.6, 0.5, 0.4]}  # slopes over steps 2..4: −0.05, −0.1
+    curves = {0.0: [1.0, 0.6, 0.5, 0.5], 0.4: [1.0, 0.6, 0.5, 0.4], 0.9: [1.0, 0.6, 0.4, 0.2]}  # slopes: −0.05, −0.1, −0.2
     rows = [
         {"config.model.variant": variant, "seed": seed, "q.n_synapses": 100, "config.task.noise_ratio": noise,
          "config.task.random_onset": False, "config.model.interconnect_onset": 1,
@@ -306,9 +306,10 @@ def test_noise_claim_is_the_slope_under_noise_beyond_the_static_collapse(monkeyp
         for variant in ("rate", "spiking") for seed in (0, 1, 2) for noise, f in curves.items()
         if not (variant == "spiking" and noise == 0.0)  # spiking: no static runs
     ]
-    per_seed = claims.noise(pd.DataFrame(rows))
+    per_seed = claims.noise(pd.DataFrame(rows), 0.4)
     np.testing.assert_allclose(per_seed["rate"].to_numpy(), -0.05)
     assert "spiking" not in per_seed  # "not run" in the table
+    np.testing.assert_allclose(claims.noise(pd.DataFrame(rows), 0.9)["rate"].to_numpy(), -0.15)
 
 
 def test_side_by_side_puts_the_notebook_beside_both_presets(tmp_path, monkeypatch):

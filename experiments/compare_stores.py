@@ -12,7 +12,7 @@ standard deviation sd of the first store's cell (over all its seeds), and two ra
 - ``z`` = mean d / (sd·√(2/n)): whether the cell's mean moved. Where the runs have decorrelated,
   |z| under 2 means the two stores agree within seed spread.
 
-    python experiments/compare_stores.py results/fig2 /path/to/fig2-from-the-gpu
+    python experiments/compare_stores.py experiments/results/fig2 /path/to/fig2-from-the-gpu
 """
 
 from __future__ import annotations

@@ -25,15 +25,14 @@ import numpy as np
 import pandas as pd
 
 from common import main_guard
+from spikemod import plots
 from spikemod.config import ConfigError
 from spikemod.results import load_results
 
 
-def last_step(table: pd.DataFrame) -> pd.DataFrame:
-    """Per run: ``accuracy`` (mean test accuracy) and each metric's F at its last measured step."""
-    metrics = [c for c in table.columns if c.startswith("specialization.") and c.endswith(".F")]
-    values = {c.split(".")[1]: table[c].map(lambda f: float(np.asarray(f).reshape(-1)[-1])) for c in metrics}
-    return pd.DataFrame({"accuracy": table["accuracy_mean"], **values})
+def last_step(table: pd.DataFrame, metrics: List[str]) -> pd.DataFrame:
+    """Per run: ``accuracy`` (mean test accuracy) and each of ``metrics``' F at its last measured step."""
+    return pd.DataFrame({"accuracy": table["accuracy_mean"], **{m: plots.final_specialization(table, m) for m in metrics}})
 
 
 def agreement(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
@@ -41,17 +40,20 @@ def agreement(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
 
     ``first`` and ``second`` are :func:`~spikemod.results.load_results` tables; runs of ``second``
     that ``first`` lacks are left out, and a cell with a single seed has no sd (NaN)."""
+    if first.empty or second.empty:
+        raise ConfigError("a store holds no finished run: run its sweep first, then compare")
+    metrics = plots.metrics_in(first)
     cells = [
         c for c in first.columns if c.startswith("config.") and c != "config.seed" and first[c].astype(str).nunique() > 1
     ]
     key = first[cells].astype(str).agg(", ".join, axis=1) if cells else pd.Series("all", index=first.index)
-    a = last_step(first).assign(cell=key.values, run_id=first["run_id"].values)
-    b = last_step(second).assign(run_id=second["run_id"].values)
+    a = last_step(first, metrics).assign(cell=key.values, run_id=first["run_id"].values)
+    b = last_step(second, [m for m in metrics if f"specialization.{m}.F" in second]).assign(run_id=second["run_id"].values)
     matched = a.merge(b, on="run_id", suffixes=("", ".second"))
     if matched.empty:
         raise ConfigError("the two stores share no run: compare stores of the same sweep (same configs)")
     rows = []
-    for quantity in [c for c in last_step(first).columns if f"{c}.second" in matched]:
+    for quantity in [q for q in ["accuracy", *metrics] if f"{q}.second" in matched]:
         difference = matched[f"{quantity}.second"] - matched[quantity]
         by_cell = difference.groupby(matched["cell"])
         spread = a.groupby("cell")[quantity].std()

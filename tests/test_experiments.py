@@ -441,3 +441,5 @@ def test_compare_stores_measures_differences_against_the_seed_spread(sweep_store
     assert np.allclose(table.loc[["accuracy", "ablation", "correlation"], "mean |d|"], 0.0)
     with pytest.raises(ConfigError, match="share no run"):
         agreement(first, second.assign(run_id=second["run_id"] + "x"))
+    with pytest.raises(ConfigError, match="holds no finished run"):
+        agreement(first, second.iloc[:0])

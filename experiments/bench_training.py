@@ -10,16 +10,20 @@ shared, so ratios of neighbouring measurements are what counts). With ``--noise 
 noisy input, x_t = (1 − r)·x + r·structured noise (as the reference preset trains), drawn for the
 baseline by the same :func:`spikemod.task.temporal_input`. ``--device cuda`` trains both on the GPU
 (the input draws stay on the CPU for both); ``--seeds S`` stacks 6·S networks instead of 18.
+``--compile`` also times the stack's training step eager against ``torch.compile`` (same process,
+same stack, interleaved) and prints the compile time and the loss difference it brings.
 Printed: samples/s of each and their ratio, the fraction of this process's dense matmul FLOP rate
 (a 2048² float32 matmul on the same device) reached, and peak memory (host, and the GPU's with cuda).
 
     SPIKEMOD_DATA=/path/to/data python experiments/bench_training.py [--n-train 3840] [--repeats 2] [--noise 0.4]
     SPIKEMOD_DATA=/path/to/data python experiments/bench_training.py --device cuda [--seeds 30]
+    SPIKEMOD_DATA=/path/to/data python experiments/bench_training.py --compile [--device cuda]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import statistics
 import time
@@ -34,8 +38,9 @@ from common import main_guard
 
 from spikemod.config import RunConfig
 from spikemod.memory import reuse_freed_memory
-from spikemod.task import PairDataset, temporal_input
-from spikemod.training import check_device, train
+from spikemod.stack import NetworkStack
+from spikemod.task import PairDataset, network_input, temporal_input
+from spikemod.training import build_model, check_device, loss_logits, make_optimizer, task_losses, train
 
 N, T, BATCH, D = 25, 5, 128, 784
 P_VALUES = ("one", 0.01, 0.05, 0.1, 0.5, 1.0)
@@ -171,6 +176,52 @@ def run_spikemod(configs: list, device: torch.device) -> tuple:
     return per_network * len(configs), n_train * len(configs) / wall
 
 
+def compile_speedup(configs: list, dataset: PairDataset, batch_size: int, device: torch.device, repeats: int) -> str:
+    """The stack's training step (forward, task loss, backward, AdamW) over the data set's first
+    10 batches, eager against ``torch.compile`` of forward and loss, interleaved on one stack: the
+    compile time (first compiled pass), median samples/s of each, their ratio, and the largest
+    difference of the K losses between the two on the first batch (rounding: fused kernels sum in
+    another order)."""
+    stack = NetworkStack([build_model(c) for c in configs]).to(device)
+    optimizer = make_optimizer(stack.module_parameters(), configs[0].train)
+    n_inputs, loss_kind = len({c.seed for c in configs}), configs[0].train.loss
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for batch in itertools.islice(dataset.batches(batch_size, shuffle=True, generator=generator), 10):
+        drawn = [network_input(batch.images, configs[0], generator) for _ in range(n_inputs)]
+        x = torch.stack([x for x, _ in drawn], dim=1)  # [T, G, B, S, D]: each seed its own draw
+        targets = batch.targets.expand(len(configs), *batch.targets.shape)
+        batches.append((x.to(device), targets.to(device), drawn[0][1]))
+
+    def losses(x: torch.Tensor, targets: torch.Tensor, static: bool) -> torch.Tensor:
+        out = stack(x, static, last_only=True)
+        return task_losses(loss_logits(out.logits, out.module_logits, loss_kind), targets)
+
+    compiled = torch.compile(losses, dynamic=False)
+
+    def steps(fn) -> None:
+        for x, targets, static in batches:
+            loss = fn(x, targets, static).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    first = batches[0]
+    compile_s = _timed(lambda: steps(compiled), device)
+    with torch.no_grad():
+        difference = (losses(*first) - compiled(*first)).abs().max().item()
+    eager, fused = [], []
+    for _ in range(max(repeats, 3)):
+        eager.append(_timed(lambda: steps(losses), device))
+        fused.append(_timed(lambda: steps(compiled), device))
+    n_samples = len(configs) * sum(targets.shape[1] for _, targets, _ in batches)
+    e, c = n_samples / statistics.median(eager), n_samples / statistics.median(fused)
+    return (
+        f"training step of the stack: eager {e:9.0f} samples/s | torch.compile {c:9.0f} samples/s | "
+        f"ratio {c / e:.2f}x (compile and first pass {compile_s:.1f} s) | largest loss difference {difference:.1e}"
+    )
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist", help="mnist (needs SPIKEMOD_DATA) or digits")
@@ -183,6 +234,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--batch-size", type=int, default=BATCH, help=f"batch size for both (default {BATCH})")
     parser.add_argument("--device", default="cpu", help="where both train: cpu (default) or cuda")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the stack: 6 sparsities x S networks (default 3)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the stack's training step eager against torch.compile (needs a C++ compiler on the CPU)",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds {args.seeds} is invalid: use a positive number")
@@ -217,6 +273,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"{'':8s} spikemod one network (K = 1): {statistics.median(single):9.0f} samples/s | "
             f"ratio {statistics.median(single_ratios):.1f}x (per repeat: {', '.join(f'{r:.1f}' for r in single_ratios)})"
         )
+        if args.compile:
+            print(f"{'':8s} {compile_speedup(configs, dataset, args.batch_size, device, args.repeats)}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gpu = f", GPU {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB" if device.type == "cuda" else ""
     print(f"peak memory: host (maxrss) {peak:.0f} MB{gpu}")

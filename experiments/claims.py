@@ -144,9 +144,12 @@ def covariance(fig3: pd.DataFrame) -> PerSeed:
     return _per_variant(data, statistic)
 
 
-def input_scheme(fig3: pd.DataFrame) -> PerSeed:
+def input_scheme(fig3: pd.DataFrame) -> Optional[PerSeed]:
+    """F(separate pathways) − F(shared pathway) per seed at c = 0; None where the store lacks one of the two."""
     data = _with_f(fig3)
     data = data[data["config.task.covariance"] == 0].assign(arch=data.apply(plots.architecture, axis=1))
+    if not {"separate pathways", "shared pathway"} <= set(data["arch"]):
+        return None
 
     def statistic(rows):
         grid = rows.pivot_table(index=["seed", "synapses", "config.model.n_neurons"], columns="arch", values="F")
@@ -283,9 +286,10 @@ def claim_rows(stores: Dict[str, Optional[pd.DataFrame]], onset_table: Optional[
             if fig3["config.task.covariance"].nunique() > 1
             else ["not run (c = 0 slice only)"] * 2 + ["–"]
         )
+        by_input = input_scheme(fig3)
         rows["input"] = (
-            _simple_row(input_scheme(fig3), _positive_verdict)
-            if {"separate pathways", "shared pathway"} <= set(fig3.apply(plots.architecture, axis=1))
+            _simple_row(by_input, _positive_verdict)
+            if by_input is not None
             else ["not run (needs the separate and shared pathways)"] * 2 + ["–"]
         )
     else:

@@ -405,6 +405,8 @@ def fig3_heatmaps(
                 if not np.isnan(value):
                     ax.text(b, a, f"{value:.2f}", ha="center", va="center", fontsize=7,
                             color="white" if value < 0.6 else "black")
+            if np.isnan(grid).all():
+                ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center", color="0.4")
             ax.set_xticks(range(len(synapses)), [str(s) for s in synapses])
             ax.set_yticks(range(len(sizes)), [str(n) for n in sizes])
             if i == len(architectures) - 1:

@@ -48,9 +48,11 @@ def run_one(
     between modules per test sample: ``crossing`` [M, M] (i <- j), ``total``; spiking also
     ``per_step`` [M, M] from the kept epoch); ``decisions`` (separate readouts: who decides, by
     what margin, and whether the answer holder does, :func:`~spikemod.decisions.decision_statistics`);
-    ``resources`` (mean counts and energy per inference); ``history`` (per-epoch training curves); ``meta`` (wall time, host, versions,
-    training speed, ``stage_s``: seconds per stage, ``training``, ``features``, each metric,
-    ``resources``, ``decisions``, ``onset_pairs``: provenance that is not a function of the config).
+    ``resources`` (mean counts and energy per inference); ``history`` (per-epoch training curves);
+    ``meta`` (wall time, host, versions, ``device``, ``cpu_capability``: the vector instructions
+    ATen's CPU kernels use, e.g. AVX512 or AVX2, which decide the rounding; training speed,
+    ``stage_s``: seconds per stage, ``training``, ``features``, each metric, ``resources``,
+    ``decisions``, ``onset_pairs``: provenance that is not a function of the config).
     ``trained``: the run's network already trained (by :func:`run_chunk`'s stack); it is then
     only measured, and ``wall_time_s`` covers the measurement only (``run_chunk`` adds the run's
     share of the stack's training to ``stage_s``). ``on_trained(config, trained)``
@@ -130,6 +132,8 @@ def run_one(
             "host": socket.gethostname(),
             "finished_at": time.time(),
             "torch_threads": torch.get_num_threads(),
+            "device": str(torch.device(device)),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "versions": {
                 "spikemod": __version__,
                 "torch": torch.__version__,

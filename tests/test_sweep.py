@@ -246,6 +246,8 @@ def test_run_stores_everything_and_failures_are_reported(tmp_path, monkeypatch):
     assert row["traffic.crossing"].shape == (2, 2) and row["traffic.per_step"].shape == (2, 2)
     assert row["resources.crossing"] == pytest.approx(row["traffic.total"])
     assert row["meta.wall_time_s"] > 0 and row["meta.torch_threads"] == 1
+    assert row["meta.device"] == "cpu"
+    assert row["meta.cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     # Where the time went: the run's share of its stack's training, then each stage of its measurement.
     stages = ["training", "features", "retraining", "ablation", "correlation", "resources", "decisions"]
     assert {c.removeprefix("meta.stage_s.") for c in table.columns if c.startswith("meta.stage_s.")} == set(stages)

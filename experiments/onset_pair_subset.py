@@ -2,13 +2,15 @@
 
 Fig. 4's random-onset networks (n = 25, fused pathway, 10 synapses per direction, rate and
 spiking) are measured at the 3 x 3 onset pairs with their readouts trained on all 60,000
-training pairs and on the first 5,000 and 10,000 (``MetricConfig.onset_pair_samples``). The
+training pairs and on the first 5,000 and 10,000 (``MetricConfig.onset_pair_samples``), each
+subset once for the usual readout epochs and once for as many epochs as keep the number of
+optimizer steps (``MetricConfig.onset_pair_epochs``: 3 x 60,000 / 5,000 = 36 and 18). The
 networks are the same (same seed, same training); only the onset-pair measurement differs.
 
     SPIKEMOD_DATA=/path/to/data python experiments/onset_pair_subset.py --workers 2
     python experiments/onset_pair_subset.py --quick        # offline smoke run
 
-summary.md answers it: per variant and subset size, F − F(all pairs) over every pair, feature
+summary.md answers it: per variant, subset size and readout epochs, F − F(all pairs) over every pair, feature
 metric and step (mean, mean absolute, largest), against the seed spread (the standard deviation
 of F(all pairs) over seeds, averaged over pairs, metrics and steps), and the seconds per run and
 per onset-pair measurement. The figure (onset_pair_subset) puts each subset's F against the full
@@ -18,6 +20,7 @@ set's. Results go to experiments/results/onset-pair-subset; running it again run
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import List, Optional
 
@@ -29,6 +32,7 @@ from matplotlib.figure import Figure
 
 from spikemod import plots
 from spikemod.config import RunConfig
+from spikemod.task import PairDataset
 
 SYNAPSES = 10
 SAMPLES = (5000, 10000)
@@ -39,25 +43,41 @@ PREFIX = "onset_pairs."
 def configs(args) -> List[RunConfig]:
     onset_runs = fig4_configs(argparse.Namespace(**{**vars(args), "conditions": ["onset"]}))
     onset_runs = [c for c in onset_runs if c.model.n_synapses == SYNAPSES]
-    sizes = (None, *(SAMPLES_QUICK if args.quick else SAMPLES))
-    return [c.replace(metrics={"onset_pair_samples": n}) for c in onset_runs for n in sizes]
+    first = onset_runs[0]
+    n_pairs = len(PairDataset(first.data, first.task, train=True, seed=first.seed))
+    conditions = [{"onset_pair_samples": None}]
+    for n in SAMPLES_QUICK if args.quick else SAMPLES:
+        matched = math.ceil(first.metrics.readout_epochs * n_pairs / n)  # as many optimizer steps as all pairs
+        conditions += [{"onset_pair_samples": n}, {"onset_pair_samples": n, "onset_pair_epochs": matched}]
+    return [c.replace(metrics=condition) for c in onset_runs for condition in conditions]
+
+
+def _condition(table: pd.DataFrame) -> pd.DataFrame:
+    """Each run's ``samples`` (0 for all training pairs) and ``epochs`` (of the onset-pair readouts)."""
+    samples = table["config.metrics.onset_pair_samples"]
+    epochs = table.get("config.metrics.onset_pair_epochs", pd.Series(np.nan, index=table.index))
+    return pd.DataFrame({
+        "samples": samples.fillna(0).astype(int),
+        "epochs": pd.to_numeric(epochs).fillna(table["config.metrics.readout_epochs"]).astype(int),
+    })
 
 
 def long_table(table: pd.DataFrame) -> pd.DataFrame:
     """One row per run, onset pair, feature metric and step: ``F``, with the run's ``variant``,
-    ``seed`` and ``samples`` (0 for all training pairs)."""
+    ``seed``, ``samples`` (0 for all training pairs) and readout ``epochs``."""
     rows = []
     columns = [c for c in table.columns if c.startswith(PREFIX) and c.endswith(".F")]
-    for _, run in table.iterrows():
-        samples = run["config.metrics.onset_pair_samples"]
+    conditions = _condition(table)
+    for index, run in table.iterrows():
+        samples, epochs = conditions.loc[index]
         for column in columns:
             values = np.asarray(run[column], dtype=float)
             if values.ndim == 0:  # a pair of the other variant's T
                 continue
             pair, metric = column[len(PREFIX) :].split(".")[:2]
             for step, f in enumerate(values, start=1):
-                rows.append((run["config.model.variant"], run["seed"], 0 if pd.isna(samples) else int(samples), pair, metric, step, f))
-    return pd.DataFrame(rows, columns=["variant", "seed", "samples", "pair", "metric", "step", "F"])
+                rows.append((run["config.model.variant"], run["seed"], samples, epochs, pair, metric, step, f))
+    return pd.DataFrame(rows, columns=["variant", "seed", "samples", "epochs", "pair", "metric", "step", "F"])
 
 
 def paired(table: pd.DataFrame) -> pd.DataFrame:
@@ -72,28 +92,29 @@ def summary(table: pd.DataFrame) -> str:
     data = paired(table)
     spread = long_table(table).query("samples == 0").groupby(["variant", "pair", "metric", "step"])["F"].std()
     seconds = table.assign(
-        samples=table["config.metrics.onset_pair_samples"].fillna(0).astype(int),
+        **_condition(table),
         total=table[[c for c in table.columns if c.startswith("meta.stage_s.")]].sum(axis=1),
-    ).groupby(["config.model.variant", "samples"])[["total", "meta.stage_s.onset_pairs"]].mean()
-    header = ["variant", "training pairs", "seeds", "F − F(all): mean", "mean absolute", "largest absolute",
-              "seed spread of F(all)", "seconds per run", "of which onset pairs"]
+    ).groupby(["config.model.variant", "samples", "epochs"])[["total", "meta.stage_s.onset_pairs"]].mean()
+    header = ["variant", "training pairs", "readout epochs", "seeds", "F − F(all): mean", "mean absolute",
+              "largest absolute", "seed spread of F(all)", "seconds per run", "of which onset pairs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant, rows in table.groupby("config.model.variant"):
-        full, variant_spread = seconds.loc[(variant, 0)], spread.xs(variant).mean()
-        lines.append(f"| {variant} | all | {rows['seed'].nunique()} | – | – | – | {variant_spread:.3f} | "
-                     f"{full['total']:.0f} | {full['meta.stage_s.onset_pairs']:.0f} |")
-        for samples, same in data[data["variant"] == variant].groupby("samples"):
+        variant_spread = spread.xs(variant).mean()
+        for (samples, epochs), full in seconds.loc[variant].query("samples == 0").iterrows():
+            lines.append(f"| {variant} | all | {epochs} | {rows['seed'].nunique()} | – | – | – | {variant_spread:.3f} | "
+                         f"{full['total']:.0f} | {full['meta.stage_s.onset_pairs']:.0f} |")
+        for (samples, epochs), same in data[data["variant"] == variant].groupby(["samples", "epochs"]):
             difference = same["F"] - same["F_all"]
-            cost = seconds.loc[(variant, samples)]
+            cost = seconds.loc[(variant, samples, epochs)]
             lines.append(
-                f"| {variant} | {samples} | {same['seed'].nunique()} | {difference.mean():+.3f} | "
+                f"| {variant} | {samples} | {epochs} | {same['seed'].nunique()} | {difference.mean():+.3f} | "
                 f"{difference.abs().mean():.3f} | {difference.abs().max():.3f} | {variant_spread:.3f} | "
                 f"{cost['total']:.0f} | {cost['meta.stage_s.onset_pairs']:.0f} |"
             )
     lines += ["", "Per feature metric (mean absolute F − F(all), and the seed spread of F(all)):", ""]
-    lines += ["| variant | training pairs | metric | mean absolute | seed spread |", "|---|---|---|---|---|"]
-    for (variant, samples, metric), same in data.groupby(["variant", "samples", "metric"]):
-        lines.append(f"| {variant} | {samples} | {metric} | {(same['F'] - same['F_all']).abs().mean():.3f} | "
+    lines += ["| variant | training pairs | readout epochs | metric | mean absolute | seed spread |", "|---|---|---|---|---|---|"]
+    for (variant, samples, epochs, metric), same in data.groupby(["variant", "samples", "epochs", "metric"]):
+        lines.append(f"| {variant} | {samples} | {epochs} | {metric} | {(same['F'] - same['F_all']).abs().mean():.3f} | "
                      f"{spread.xs((variant, metric), level=['variant', 'metric']).mean():.3f} |")
     return "\n".join(lines) + "\n"
 
@@ -104,8 +125,8 @@ def figure(table: pd.DataFrame, out: Path) -> List[Path]:
     fig = Figure(figsize=(3.6 * len(variants), 3.6), layout="constrained")
     axes = fig.subplots(1, len(variants), squeeze=False)[0]
     for ax, variant in zip(axes, variants):
-        for k, (samples, same) in enumerate(data[data["variant"] == variant].groupby("samples")):
-            ax.scatter(same["F_all"], same["F"], s=5, alpha=0.5, color=f"C{k}", label=f"first {samples} pairs")
+        for k, ((samples, epochs), same) in enumerate(data[data["variant"] == variant].groupby(["samples", "epochs"])):
+            ax.scatter(same["F_all"], same["F"], s=5, alpha=0.5, color=f"C{k}", label=f"first {samples} pairs, {epochs} epochs")
         ax.plot([-1, 1], [-1, 1], color="0.5", linewidth=0.8)
         ax.set(xlabel="F, readouts on all training pairs", ylabel="F, readouts on a subset", title=variant)
         ax.grid(alpha=0.3)

@@ -389,7 +389,9 @@ class MetricConfig:
     with ``trace_decay``). ``per_step`` False measures the last step only. ``onset_pairs``
     (random-onset tasks only): pairs of digit onsets (see ``TaskConfig.onsets``) at which the
     feature metrics are measured again with both onsets fixed (Fig. 4C); none by default; their
-    readouts train on the first ``onset_pair_samples`` training pairs (None: all of them).
+    readouts train on the first ``onset_pair_samples`` training pairs (None: all of them) for
+    ``onset_pair_epochs`` epochs (None: ``readout_epochs``; e.g. 6× as many over a sixth of the
+    pairs keeps the number of optimizer steps).
 
     Reference choices ("Dynamics" code), each on its own: ``readout_time`` ``shared`` trains one
     retraining readout per (subset, digit) for all steps on the sum of the per-step losses
@@ -429,6 +431,7 @@ class MetricConfig:
     per_step: bool = True
     onset_pairs: Tuple[Tuple[int, int], ...] = ()
     onset_pair_samples: Optional[int] = None
+    onset_pair_epochs: Optional[int] = None
     readout_time: str = "per_step"
     module_score: str = "difference"
     clip_correlation: bool = True
@@ -486,8 +489,9 @@ class MetricConfig:
         _check_choice(c, "readout_fan_in", self.readout_fan_in, SUBSET_FAN_INS)
         if self.correlation_batches is not None:
             _check_range(c, "correlation_batches", self.correlation_batches, 1, integer=True)
-        if self.onset_pair_samples is not None:
-            _check_range(c, "onset_pair_samples", self.onset_pair_samples, 1, integer=True)
+        for name in ("onset_pair_samples", "onset_pair_epochs"):
+            if getattr(self, name) is not None:
+                _check_range(c, name, getattr(self, name), 1, integer=True)
 
     @property
     def feature_metrics(self) -> Tuple[str, ...]:

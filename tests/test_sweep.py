@@ -322,8 +322,15 @@ def test_onset_pair_readouts_train_on_the_first_training_pairs():
     limited = measure_onset_pairs(model, train_set, test_set, config.replace(metrics={"onset_pair_samples": n}))
     np.testing.assert_array_equal(raw(limited), raw(measure_onset_pairs(model, head, test_set, config)))
     assert not np.array_equal(raw(limited), raw(measure_onset_pairs(model, train_set, test_set, config)))
-    with pytest.raises(ConfigError, match="onset_pair_samples"):
-        MetricConfig(onset_pair_samples=0)
+    # onset_pair_epochs: the onset-pair readouts train for that many epochs, as readout_epochs would
+    never_stop = config.replace(metrics={"onset_pair_samples": n, "readout_stop_accuracy": 1.0})
+    longer = measure_onset_pairs(model, train_set, test_set, never_stop.replace(metrics={"onset_pair_epochs": 3}))
+    as_readout_epochs = never_stop.replace(metrics={"onset_pair_samples": None, "readout_epochs": 3})
+    np.testing.assert_array_equal(raw(longer), raw(measure_onset_pairs(model, head, test_set, as_readout_epochs)))
+    assert not np.array_equal(raw(longer), raw(measure_onset_pairs(model, train_set, test_set, never_stop)))
+    for name in ("onset_pair_samples", "onset_pair_epochs"):
+        with pytest.raises(ConfigError, match=name):
+            MetricConfig(**{name: 0})
 
 
 @pytest.mark.parametrize("readout_noise", ["fixed", "fresh"])

@@ -318,8 +318,9 @@ def measure_onset_pairs(
     """Fig. 4C: the feature metrics measured again with both digits' onsets fixed, for each pair of
     ``config.metrics.onset_pairs``; keyed ``"t0-t1"`` (onset steps of digit 0 and digit 1).
 
-    Readouts are retrained (on the first ``metrics.onset_pair_samples`` training pairs, or all)
-    and scored on inputs with those onsets (the network itself was trained on random onsets).
+    Readouts are retrained (on the first ``metrics.onset_pair_samples`` training pairs, or all,
+    for ``metrics.onset_pair_epochs`` epochs, or ``metrics.readout_epochs``) and scored on inputs
+    with those onsets (the network itself was trained on random onsets).
     Each result equals :func:`measure` with ``task.onsets`` set to its pair; the features of all
     pairs come from one pass over the data, which draws the input noise once for every pair
     (:func:`~spikemod.metrics.features.extract_onset_pair_features`), so the features of every
@@ -329,17 +330,18 @@ def measure_onset_pairs(
     samples = config.metrics.onset_pair_samples
     train_data = train_data if samples is None else train_data.head(samples)
     pairs = config.metrics.onset_pairs
+    epochs = config.metrics.onset_pair_epochs or config.metrics.readout_epochs
+    draws = _noise_draws(dataclasses.replace(config.metrics, readout_epochs=epochs))
     inputs = seeding.generator(seed, seeding.inputs_purpose(True))
-    train = [
-        extract_onset_pair_features(model, train_data, config, pairs, inputs) for _ in range(_noise_draws(config.metrics))
-    ]
+    train = [extract_onset_pair_features(model, train_data, config, pairs, inputs) for _ in range(draws)]
     test = extract_onset_pair_features(
         model, test_data, config, pairs, seeding.generator(seed, seeding.inputs_purpose(False))
     )
     results = {}
     for i, pair in enumerate(pairs):
         pair_config = config.replace(
-            task={"onsets": pair}, metrics={"metrics": config.metrics.feature_metrics, "onset_pairs": ()}
+            task={"onsets": pair},
+            metrics={"metrics": config.metrics.feature_metrics, "onset_pairs": (), "readout_epochs": epochs},
         )
         features = ([draw[i] for draw in train], test[i])
         results[f"{pair[0]}-{pair[1]}"] = measure(model, train_data, test_data, pair_config, seed, features)

@@ -4,8 +4,8 @@ Fig. 4's random-onset networks (n = 25, fused pathway, 10 synapses per direction
 spiking) are measured at the 3 x 3 onset pairs with their readouts trained on all 60,000
 training pairs and on the first 5,000 and 10,000 (``MetricConfig.onset_pair_samples``), each
 subset once for the usual readout epochs and once for as many epochs as keep the number of
-optimizer steps (``MetricConfig.onset_pair_epochs``: 3 x 60,000 / 5,000 = 36 and 18). The
-networks are the same (same seed, same training); only the onset-pair measurement differs.
+optimizer steps (``MetricConfig.onset_pair_epochs``: 3 x 60,000 / 5,000 = 36 and 18; Fig. 4
+now measures its onset pairs on 10,000 pairs x 18 epochs). The networks are the same (same seed, same training); only the onset-pair measurement differs.
 
     SPIKEMOD_DATA=/path/to/data python experiments/onset_pair_subset.py --workers 2
     python experiments/onset_pair_subset.py --quick        # offline smoke run
@@ -20,19 +20,17 @@ set's. Results go to experiments/results/onset-pair-subset; running it again run
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 import pandas as pd
 from common import main_guard, make_parser, run_experiment, summary_and_figures
-from fig4_dynamics import configs as fig4_configs
+from fig4_dynamics import configs as fig4_configs, matched_epochs
 from matplotlib.figure import Figure
 
 from spikemod import plots
 from spikemod.config import RunConfig
-from spikemod.task import PairDataset
 
 SYNAPSES = 10
 SAMPLES = (5000, 10000)
@@ -43,12 +41,10 @@ PREFIX = "onset_pairs."
 def configs(args) -> List[RunConfig]:
     onset_runs = fig4_configs(argparse.Namespace(**{**vars(args), "conditions": ["onset"]}))
     onset_runs = [c for c in onset_runs if c.model.n_synapses == SYNAPSES]
-    first = onset_runs[0]
-    n_pairs = len(PairDataset(first.data, first.task, train=True, seed=first.seed))
-    conditions = [{"onset_pair_samples": None}]
+    conditions = [{"onset_pair_samples": None, "onset_pair_epochs": None}]
     for n in SAMPLES_QUICK if args.quick else SAMPLES:
-        matched = math.ceil(first.metrics.readout_epochs * n_pairs / n)  # as many optimizer steps as all pairs
-        conditions += [{"onset_pair_samples": n}, {"onset_pair_samples": n, "onset_pair_epochs": matched}]
+        matched = matched_epochs(onset_runs[0], n)
+        conditions += [{"onset_pair_samples": n, "onset_pair_epochs": None}, {"onset_pair_samples": n, "onset_pair_epochs": matched}]
     return [c.replace(metrics=condition) for c in onset_runs for condition in conditions]
 
 

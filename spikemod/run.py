@@ -25,7 +25,7 @@ from .stopwatch import Stopwatch
 from .task import PairDataset
 from .training import TrainResult, batch_key, train
 
-__all__ = ["run_one", "run_chunk", "make_chunks"]
+__all__ = ["run_one", "run_chunk", "make_chunks", "cpu_model"]
 
 #: Called with each run's config and trained network before the network is measured.
 OnTrained = Callable[[RunConfig, TrainResult], None]
@@ -49,8 +49,9 @@ def run_one(
     ``per_step`` [M, M] from the kept epoch); ``decisions`` (separate readouts: who decides, by
     what margin, and whether the answer holder does, :func:`~spikemod.decisions.decision_statistics`);
     ``resources`` (mean counts and energy per inference); ``history`` (per-epoch training curves);
-    ``meta`` (wall time, host, versions, ``device``, ``cpu_capability``: the vector instructions
-    ATen's CPU kernels use, e.g. AVX512 or AVX2, which decide the rounding; training speed,
+    ``meta`` (wall time, host, versions, ``device``, ``cpu``: the processor's model name, and
+    ``cpu_capability``: the vector instructions ATen's CPU kernels use, e.g. AVX512 or AVX2; both
+    decide the rounding, so spiking runs of one config differ between machines; training speed,
     ``stage_s``: seconds per stage, ``training``, ``features``, each metric, ``resources``,
     ``decisions``, ``onset_pairs``: provenance that is not a function of the config).
     ``trained``: the run's network already trained (by :func:`run_chunk`'s stack); it is then
@@ -133,6 +134,7 @@ def run_one(
             "finished_at": time.time(),
             "torch_threads": torch.get_num_threads(),
             "device": str(torch.device(device)),
+            "cpu": cpu_model(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "versions": {
                 "spikemod": __version__,
@@ -167,6 +169,18 @@ def run_chunk(
                 on_result(config, result)
             results.append(result)
     return results
+
+
+def cpu_model() -> str:
+    """The processor's model name: /proc/cpuinfo's ``model name`` on Linux, else platform.processor()."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def make_chunks(configs: Sequence[RunConfig], chunk_size: int) -> List[List[RunConfig]]:

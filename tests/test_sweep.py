@@ -22,7 +22,7 @@ from spikemod.executors import plan_sweep, run_local
 from spikemod.h5tree import read_tree, write_tree
 from spikemod.identity import config_overrides, run_id
 from spikemod.results import ResultStore, load_results, table_differences
-from spikemod.run import make_chunks
+from spikemod.run import cpu_model, make_chunks
 from spikemod.sweep import SweepSpec, parse_grid_option
 
 #: A run of about a second or less: the offline digits set, tiny modules, one epoch.
@@ -248,6 +248,7 @@ def test_run_stores_everything_and_failures_are_reported(tmp_path, monkeypatch):
     assert row["meta.wall_time_s"] > 0 and row["meta.torch_threads"] == 1
     assert row["meta.device"] == "cpu"
     assert row["meta.cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert row["meta.cpu"] == cpu_model() and row["meta.cpu"]
     # Where the time went: the run's share of its stack's training, then each stage of its measurement.
     stages = ["training", "features", "retraining", "ablation", "correlation", "resources", "decisions"]
     assert {c.removeprefix("meta.stage_s.") for c in table.columns if c.startswith("meta.stage_s.")} == set(stages)

@@ -12,10 +12,7 @@ The dashed line marks the first step at which inter-module information can reach
 (states start at zero) or the interconnect onset. With random onsets, panel C of the paper: the
 networks trained on random onsets are measured again with both digit onsets fixed, at 3 x 3 onset
 pairs (steps 2, T/2 and T - 1 for each digit; all of 2..4 at T = 5), and fig4_onset_pairs_<variant>
-shows each module's signed specialization F^m over time per pair. In the default preset the
-onset-pair readouts train on the first 10,000 training pairs for as many epochs as make the
-optimizer steps of all pairs (18 on MNIST): F within the seed spread of all pairs, at a fraction of
-the feature extraction (onset_pair_subset.py, experiments/README); the reference preset keeps all.
+shows each module's signed specialization F^m over time per pair.
 
     SPIKEMOD_DATA=/path/to/data python experiments/fig4_dynamics.py --workers 2
     python experiments/fig4_dynamics.py --quick          # offline smoke run, a few minutes
@@ -27,7 +24,6 @@ The figure (fig4_dynamics) is drawn from the stored results.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -37,7 +33,6 @@ from common import base_config, main_guard, make_parser, run_experiment, seeds
 
 from spikemod.config import RunConfig
 from spikemod.presets import FUSED_READOUT
-from spikemod.task import PairDataset
 
 SYNAPSES = (1, 10, 100)
 STATIC = {"noise_ratio": 0.0, "random_onset": False}
@@ -56,30 +51,6 @@ def onset_pairs(n_steps: int) -> List[Tuple[int, int]]:
     """3 x 3 pairs of digit onsets spread over 2..T-1 (Fig. 4C)."""
     onsets = sorted({int(round(v)) for v in np.linspace(2, n_steps - 1, 3)})
     return [(t0, t1) for t0 in onsets for t1 in onsets]
-
-
-#: Fig. 4C's onset-pair readouts train on the first this many training pairs (when there are more).
-ONSET_PAIR_SAMPLES = 10_000
-
-
-def matched_epochs(config: RunConfig, samples: int) -> int:
-    """Readout epochs over the first ``samples`` training pairs that make at least as many optimizer
-    steps as ``metrics.readout_epochs`` over all of them: ⌈epochs · N / samples⌉."""
-    n_pairs = len(PairDataset(config.data, config.task, train=True, seed=config.seed))
-    return math.ceil(config.metrics.readout_epochs * n_pairs / samples)
-
-
-def onset_pair_metrics(config: RunConfig) -> Dict[str, object]:
-    """A random-onset run's onset-pair settings: the 3 x 3 pairs; in the default preset, where
-    onset_pair_subset.py measured the subset against all pairs, with readouts on the first
-    ONSET_PAIR_SAMPLES training pairs for matched epochs (all pairs when there are no more)."""
-    metrics: Dict[str, object] = {"onset_pairs": onset_pairs(config.n_steps)}
-    if config.preset != "default":
-        return metrics
-    epochs = matched_epochs(config, ONSET_PAIR_SAMPLES)
-    if epochs > config.metrics.readout_epochs:
-        metrics.update(onset_pair_samples=ONSET_PAIR_SAMPLES, onset_pair_epochs=epochs)
-    return metrics
 
 
 def configs(args) -> List[RunConfig]:
@@ -103,7 +74,7 @@ def configs(args) -> List[RunConfig]:
                         seed=seed,
                     )
                     if config.task.random_onset:
-                        config = config.replace(metrics=onset_pair_metrics(config))
+                        config = config.replace(metrics={"onset_pairs": onset_pairs(config.n_steps)})
                     runs.append(config)
     return runs
 

@@ -4,38 +4,47 @@ Fig. 4's random-onset networks (n = 25, fused pathway, 10 synapses per direction
 spiking) are measured at the 3 x 3 onset pairs with their readouts trained on all 60,000
 training pairs and on the first 5,000 and 10,000 (``MetricConfig.onset_pair_samples``), each
 subset once for the usual readout epochs and once for as many epochs as keep the number of
-optimizer steps (``MetricConfig.onset_pair_epochs``: 3 x 60,000 / 5,000 = 36 and 18; Fig. 4
-now measures its onset pairs on 10,000 pairs x 18 epochs). The networks are the same (same seed, same training); only the onset-pair measurement differs.
+optimizer steps (``MetricConfig.onset_pair_epochs``: 3 x 60,000 / 5,000 = 36 and 18). The
+networks are the same (same seed, same training); only the onset-pair measurement differs.
 
     SPIKEMOD_DATA=/path/to/data python experiments/onset_pair_subset.py --workers 2
     python experiments/onset_pair_subset.py --quick        # offline smoke run
 
-summary.md answers it: per variant, subset size and readout epochs, F − F(all pairs) over every pair, feature
-metric and step (mean, mean absolute, largest), against the seed spread (the standard deviation
-of F(all pairs) over seeds, averaged over pairs, metrics and steps), and the seconds per run and
-per onset-pair measurement. The figure (onset_pair_subset) puts each subset's F against the full
+summary.md answers it: per variant, subset size and readout epochs, F − F(all pairs) over every
+pair, feature metric and step (mean, mean absolute, largest), against the seed spread (the
+standard deviation of F(all pairs) over seeds, averaged over pairs, metrics and steps), and the
+seconds per run and per onset-pair measurement. The figure (onset_pair_subset) puts each subset's F against the full
 set's. Results go to experiments/results/onset-pair-subset; running it again runs what is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 import pandas as pd
 from common import main_guard, make_parser, run_experiment, summary_and_figures
-from fig4_dynamics import configs as fig4_configs, matched_epochs
+from fig4_dynamics import configs as fig4_configs
 from matplotlib.figure import Figure
 
 from spikemod import plots
 from spikemod.config import RunConfig
+from spikemod.task import PairDataset
 
 SYNAPSES = 10
 SAMPLES = (5000, 10000)
 SAMPLES_QUICK = (100, 300)
 PREFIX = "onset_pairs."
+
+
+def matched_epochs(config: RunConfig, samples: int) -> int:
+    """Readout epochs over the first ``samples`` training pairs that make at least as many optimizer
+    steps as ``metrics.readout_epochs`` over all of them: ⌈epochs · N / samples⌉."""
+    n_pairs = len(PairDataset(config.data, config.task, train=True, seed=config.seed))
+    return math.ceil(config.metrics.readout_epochs * n_pairs / samples)
 
 
 def configs(args) -> List[RunConfig]:
@@ -44,7 +53,10 @@ def configs(args) -> List[RunConfig]:
     conditions = [{"onset_pair_samples": None, "onset_pair_epochs": None}]
     for n in SAMPLES_QUICK if args.quick else SAMPLES:
         matched = matched_epochs(onset_runs[0], n)
-        conditions += [{"onset_pair_samples": n, "onset_pair_epochs": None}, {"onset_pair_samples": n, "onset_pair_epochs": matched}]
+        conditions += [
+            {"onset_pair_samples": n, "onset_pair_epochs": None},
+            {"onset_pair_samples": n, "onset_pair_epochs": matched},
+        ]
     return [c.replace(metrics=condition) for c in onset_runs for condition in conditions]
 
 

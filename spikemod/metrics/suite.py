@@ -330,20 +330,23 @@ def measure_onset_pairs(
     samples = config.metrics.onset_pair_samples
     train_data = train_data if samples is None else train_data.head(samples)
     pairs = config.metrics.onset_pairs
-    epochs = config.metrics.onset_pair_epochs or config.metrics.readout_epochs
-    draws = _noise_draws(dataclasses.replace(config.metrics, readout_epochs=epochs))
+    # what each pair is measured with: the feature metrics, for the onset-pair readout epochs
+    measured = config.replace(metrics={
+        "metrics": config.metrics.feature_metrics,
+        "onset_pairs": (),
+        "readout_epochs": config.metrics.onset_pair_epochs or config.metrics.readout_epochs,
+    })
     inputs = seeding.generator(seed, seeding.inputs_purpose(True))
-    train = [extract_onset_pair_features(model, train_data, config, pairs, inputs) for _ in range(draws)]
+    train = [
+        extract_onset_pair_features(model, train_data, config, pairs, inputs) for _ in range(_noise_draws(measured.metrics))
+    ]
     test = extract_onset_pair_features(
         model, test_data, config, pairs, seeding.generator(seed, seeding.inputs_purpose(False))
     )
     results = {}
     for i, pair in enumerate(pairs):
-        pair_config = config.replace(
-            task={"onsets": pair},
-            metrics={"metrics": config.metrics.feature_metrics, "onset_pairs": (), "readout_epochs": epochs},
-        )
         features = ([draw[i] for draw in train], test[i])
+        pair_config = measured.replace(task={"onsets": pair})
         results[f"{pair[0]}-{pair[1]}"] = measure(model, train_data, test_data, pair_config, seed, features)
     return results
 
